@@ -1,0 +1,47 @@
+"""Helpers for the GoogLeNet course: the model, CIFAR-10 data, training and analysis."""
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .data import (
+    CIFAR10Data,
+    CIFARLoader,
+    DatasetError,
+    ImageSet,
+    download_cifar10,
+    load_cifar10,
+    make_synthetic_cifar10,
+    split_validation,
+)
+from .model import (
+    INCEPTION_TABLE,
+    AuxClassifier,
+    GoogLeNet,
+    GoogLeNetOutputs,
+    InceptionModule,
+    googlenet_loss,
+)
+from .train import Run, TrainConfig, evaluate, fit
+
+__all__ = [
+    "INCEPTION_TABLE",
+    "AuxClassifier",
+    "CIFAR10Data",
+    "CIFARLoader",
+    "CheckpointError",
+    "DatasetError",
+    "GoogLeNet",
+    "GoogLeNetOutputs",
+    "ImageSet",
+    "InceptionModule",
+    "Run",
+    "TrainConfig",
+    "download_cifar10",
+    "evaluate",
+    "fit",
+    "googlenet_loss",
+    "load_checkpoint",
+    "load_cifar10",
+    "make_synthetic_cifar10",
+    "model_from_checkpoint",
+    "split_validation",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,41 @@
+"""Choosing the device and the numeric precision a run uses."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or ``None``) picks CUDA, then Apple's MPS, then the CPU; anything else is used as given."""
+    if preference is None or preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'"
+        )
+    return device
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    """Resolve ``"auto"``: bf16 on GPUs that have it, fp16 (gradient-scaled) on older GPUs, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"  # e.g. Colab's T4 has no bf16
+        return "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision 'fp16' needs a GPU; on the CPU use 'fp32' or 'bf16'")
+    return precision
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype for a resolved precision, or ``None`` for plain fp32."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

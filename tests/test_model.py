@@ -1,0 +1,286 @@
+"""GoogLeNet against the paper's table: shapes, parameter counts, heads, losses and bad input."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from googlenet_utils import AuxClassifier, GoogLeNet, GoogLeNetOutputs, InceptionModule, googlenet_loss
+from googlenet_utils.model import INCEPTION_TABLE
+
+MODULES = list(INCEPTION_TABLE)
+# Paper Table 1 (COURSE.md section 3): output channels and feature-map side at 224x224 input.
+PAPER_OUT = {
+    "3a": 256,
+    "3b": 480,
+    "4a": 512,
+    "4b": 512,
+    "4c": 512,
+    "4d": 528,
+    "4e": 832,
+    "5a": 832,
+    "5b": 1024,
+}
+PAPER_MAP_224 = {"3a": 28, "3b": 28, "4a": 14, "4b": 14, "4c": 14, "4d": 14, "4e": 14, "5a": 7, "5b": 7}
+CIFAR_MAP_32 = {"3a": 32, "3b": 32, "4a": 16, "4b": 16, "4c": 16, "4d": 16, "4e": 16, "5a": 8, "5b": 8}
+
+
+def module_shapes(model: GoogLeNet, size: int) -> dict[str, tuple[int, ...]]:
+    """Output shape of every Inception module for one image of ``size`` x ``size``."""
+    shapes = {}
+    hooks = [
+        getattr(model, f"inception{name}").register_forward_hook(
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape))
+        )
+        for name in MODULES
+    ]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def imagenet_model():
+    return GoogLeNet(1000, variant="imagenet")
+
+
+@pytest.fixture(scope="module")
+def cifar_model():
+    return GoogLeNet(10, variant="cifar")
+
+
+def test_channel_table_matches_paper_outputs():
+    for name, (_, c1, _, c3, _, c5, pool) in INCEPTION_TABLE.items():
+        assert c1 + c3 + c5 + pool == PAPER_OUT[name], name
+    names = list(INCEPTION_TABLE)
+    for before, after in zip(names, names[1:], strict=False):
+        assert INCEPTION_TABLE[after][0] == PAPER_OUT[before], f"{after} must take {before}'s output"
+
+
+def test_imagenet_shapes_at_224(imagenet_model):
+    shapes = module_shapes(imagenet_model, 224)
+    for name in MODULES:
+        assert shapes[name] == (1, PAPER_OUT[name], PAPER_MAP_224[name], PAPER_MAP_224[name]), name
+        assert getattr(imagenet_model, f"inception{name}").out_channels == PAPER_OUT[name]
+
+
+def test_cifar_shapes_at_32(cifar_model):
+    shapes = module_shapes(cifar_model, 32)
+    for name in MODULES:
+        assert shapes[name] == (1, PAPER_OUT[name], CIFAR_MAP_32[name], CIFAR_MAP_32[name]), name
+
+
+# ---------------------------------------------------------------- parameter counts from the table
+
+
+def conv_params(c_in: int, c_out: int, k: int, bn: bool) -> int:
+    # weights, plus a bias without batch norm or BN's scale and shift with it
+    return k * k * c_in * c_out + (2 * c_out if bn else c_out)
+
+
+def inception_params(row: tuple[int, ...], bn: bool) -> int:
+    c_in, c1, c3r, c3, c5r, c5, pool = row
+    return (
+        conv_params(c_in, c1, 1, bn)
+        + conv_params(c_in, c3r, 1, bn) + conv_params(c3r, c3, 3, bn)
+        + conv_params(c_in, c5r, 1, bn) + conv_params(c5r, c5, 5, bn)
+        + conv_params(c_in, pool, 1, bn)
+    )  # fmt: skip
+
+
+def expected_params(variant: str, num_classes: int, aux: bool, bn: bool) -> int:
+    first_kernel = 7 if variant == "imagenet" else 3
+    stem = conv_params(3, 64, first_kernel, bn) + conv_params(64, 64, 1, bn) + conv_params(64, 192, 3, bn)
+    body = sum(inception_params(row, bn) for row in INCEPTION_TABLE.values())
+    head = 1024 * num_classes + num_classes
+    total = stem + body + head
+    if aux:
+        for attach in ("4a", "4d"):
+            c_in = PAPER_OUT[attach]
+            total += (
+                conv_params(c_in, 128, 1, bn)
+                + (4 * 4 * 128 * 1024 + 1024)
+                + (1024 * num_classes + num_classes)
+            )
+    return total
+
+
+@pytest.mark.parametrize(
+    ("variant", "num_classes", "aux", "bn"),
+    [
+        ("imagenet", 1000, True, False),
+        ("imagenet", 1000, False, False),
+        ("imagenet", 1000, True, True),
+        ("cifar", 10, True, True),
+        ("cifar", 10, False, True),
+        ("cifar", 10, False, False),
+    ],
+)
+def test_parameter_counts(variant, num_classes, aux, bn):
+    model = GoogLeNet(num_classes, variant=variant, aux_logits=aux, batch_norm=bn)
+    assert sum(p.numel() for p in model.parameters()) == expected_params(variant, num_classes, aux, bn)
+
+
+def test_paper_network_has_about_seven_million_parameters():
+    # The paper quotes ~6.8M; conv biases and the real 5x5 kernels put ours at 7.0M.
+    model = GoogLeNet(1000, aux_logits=False)
+    assert 6.8e6 < sum(p.numel() for p in model.parameters()) < 7.1e6
+
+
+# ---------------------------------------------------------------- structure
+
+
+def test_defaults_per_variant():
+    imagenet, cifar = GoogLeNet(variant="imagenet"), GoogLeNet(10, variant="cifar")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in imagenet.modules())
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in imagenet.modules()) == 2
+    assert any(isinstance(m, nn.BatchNorm2d) for m in cifar.modules())
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in cifar.modules())
+    with_bn = GoogLeNet(variant="imagenet", batch_norm=True)
+    convs = [m for m in with_bn.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(convs) == len(norms) and not any(
+        isinstance(m, nn.LocalResponseNorm) for m in with_bn.modules()
+    )
+    assert imagenet.stem.conv1.conv.kernel_size == (7, 7) and imagenet.stem.conv1.conv.stride == (2, 2)
+    assert cifar.stem.conv1.conv.kernel_size == (3, 3) and cifar.stem.conv1.conv.stride == (1, 1)
+
+
+def test_five_by_five_branch_uses_a_real_5x5_kernel(imagenet_model):
+    for name in MODULES:
+        branch = getattr(imagenet_model, f"inception{name}").branch5x5
+        assert branch[1].conv.kernel_size == (5, 5)
+
+
+def test_inception_module_keeps_the_seed_signature():
+    module = InceptionModule(192, 64, 96, 128, 16, 32, 32)
+    out = module(torch.randn(2, 192, 28, 28))
+    assert out.shape == (2, 256, 28, 28) and module.out_channels == 256
+    assert isinstance(GoogLeNet(10), GoogLeNet)  # GoogLeNet(num_classes) as in the seed post
+
+
+def test_width_scales_every_channel_count():
+    model = GoogLeNet(10, variant="cifar", width=0.5)
+    _, c1, _, c3, _, c5, pool = INCEPTION_TABLE["3a"]
+    assert model.inception3a.out_channels == sum(round(c * 0.5) for c in (c1, c3, c5, pool))
+    assert model.stem.conv1.conv.out_channels == 32
+    assert model.aux1.conv.conv.out_channels == 64 and model.aux1.fc1.out_features == 512
+    assert model.fc.in_features == model.inception5b.out_channels
+    assert model.train()(torch.randn(2, 3, 32, 32)).logits.shape == (2, 10)
+
+
+# ---------------------------------------------------------------- heads
+
+
+def test_train_and_eval_outputs():
+    model = GoogLeNet(10, variant="cifar", width=0.25)
+    x = torch.randn(2, 3, 32, 32)
+    model.train()
+    out = model(x)
+    assert isinstance(out, GoogLeNetOutputs)
+    assert out.logits.shape == out.aux1.shape == out.aux2.shape == (2, 10)
+    model.eval()
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 10)
+    heads = model.forward_heads(x)
+    assert heads.aux1.shape == (2, 10)
+
+    plain = GoogLeNet(10, variant="cifar", width=0.25, aux_logits=False).train()
+    assert plain.aux1 is None and plain.aux2 is None
+    assert isinstance(plain(x), torch.Tensor)
+
+
+def test_aux1_is_attached_after_4a_and_aux2_after_4d():
+    model = GoogLeNet(10, variant="cifar", width=0.25).train()
+    seen = {}
+
+    def keep(name):
+        return lambda _m, inputs, output: seen.update({f"{name}_in": inputs[0], f"{name}_out": output})
+
+    for name in ("inception4a", "inception4d", "aux1", "aux2"):
+        getattr(model, name).register_forward_hook(keep(name))
+    torch.manual_seed(0)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert torch.equal(seen["aux1_in"], seen["inception4a_out"])
+    assert torch.equal(seen["aux2_in"], seen["inception4d_out"])
+    assert torch.equal(out.aux1, seen["aux1_out"]) and torch.equal(out.aux2, seen["aux2_out"])
+
+
+def test_aux_head_is_the_papers_head():
+    head = AuxClassifier(512, 1000)
+    assert head.pool.kernel_size == 5 and head.pool.stride == 3
+    assert head.conv.conv.out_channels == 128 and head.fc1.in_features == 2048
+    assert head.fc1.out_features == 1024 and head.dropout.p == 0.7
+    assert head(torch.randn(2, 512, 14, 14)).shape == (2, 1000)
+
+
+def test_gradients_reach_the_stem_through_an_aux_head_alone():
+    model = GoogLeNet(10, variant="cifar", width=0.25).train()
+    out = model(torch.randn(4, 3, 32, 32))
+    out.aux1.sum().backward()
+    assert model.stem.conv1.conv.weight.grad.abs().sum() > 0
+    assert model.inception4a.branch1x1.conv.weight.grad.abs().sum() > 0
+    # Nothing after 4a took part: aux1's gradient flows only into the layers below it.
+    assert model.inception4b.branch1x1.conv.weight.grad is None
+    assert model.fc.weight.grad is None
+
+
+# ---------------------------------------------------------------- loss
+
+
+def test_googlenet_loss_on_known_values():
+    targets = torch.tensor([0, 0])
+    uniform = torch.zeros(2, 4)  # cross-entropy log 4
+    half = torch.tensor([[math.log(3), 0.0, 0.0, 0.0]] * 2)  # p(target) = 3 / 6 -> log 2
+    outputs = GoogLeNetOutputs(uniform, half, uniform)
+    loss = googlenet_loss(outputs, targets)
+    assert loss.item() == pytest.approx(math.log(4) + 0.3 * (math.log(2) + math.log(4)), rel=1e-6)
+    assert googlenet_loss(outputs, targets, aux_weight=0.0).item() == pytest.approx(math.log(4), rel=1e-6)
+    assert googlenet_loss(half, targets).item() == pytest.approx(math.log(2), rel=1e-6)
+    # Label smoothing eps: (1 - eps) * CE(target) + eps * mean over classes of CE(class)
+    smoothed = 0.9 * math.log(2) + 0.1 * (math.log(2) + 3 * math.log(6)) / 4
+    assert googlenet_loss(half, targets, label_smoothing=0.1).item() == pytest.approx(smoothed, rel=1e-6)
+
+
+def test_googlenet_loss_rejects_bad_settings():
+    with pytest.raises(ValueError, match="aux_weight"):
+        googlenet_loss(torch.zeros(1, 3), torch.tensor([0]), aux_weight=-1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        googlenet_loss(torch.zeros(1, 3), torch.tensor([0]), label_smoothing=1.0)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 0}, "num_classes must be a positive integer"),
+        ({"width": 0}, "width must be > 0"),
+        ({"width": -1.0}, "width must be > 0"),
+        ({"variant": "resnet"}, "unknown variant 'resnet': choose one of imagenet, cifar"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GoogLeNet(**kwargs)
+
+
+def test_bad_inputs_explain_themselves():
+    model = GoogLeNet(10, variant="cifar", width=0.25).eval()
+    with pytest.raises(ValueError, match=r"4-D tensor .* got \(3, 32, 32\).*unsqueeze"):
+        model(torch.zeros(3, 32, 32))
+    with pytest.raises(ValueError, match="3 colour channels .* got 1"):
+        model(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="at least 9x9 pixels, got 8x8"):
+        model(torch.zeros(1, 3, 8, 8))
+    imagenet = GoogLeNet(10, variant="imagenet", width=0.25).eval()
+    with pytest.raises(ValueError, match="at least 65x65 pixels, got 32x32 .*variant='cifar'"):
+        imagenet(torch.zeros(1, 3, 32, 32))
+    assert imagenet(torch.zeros(1, 3, 65, 65)).shape == (1, 10)  # the stated minimum works
+    assert model(torch.zeros(1, 3, 9, 9)).shape == (1, 10)
