@@ -14,11 +14,13 @@ import shutil
 import tarfile
 import tempfile
 import urllib.error
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import calculate_md5, download_url
@@ -412,28 +414,37 @@ def channel_stats(images: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
     return mean.float(), std.float()
 
 
-def _reflect(index: Tensor, size: int) -> Tensor:
-    """Mirror indices that fall outside ``0..size-1`` back inside (reflect padding, no copy)."""
-    index = index.abs()
-    return torch.where(index > size - 1, 2 * (size - 1) - index, index)
+def pad_with_mirrors(images: Tensor, padding: int = CROP_PADDING) -> Tensor:
+    """Reflect-padded images followed by their mirror images (2N of them), stored channels-last.
+
+    Keeping the mirrored copy makes a flipped crop as cheap as a plain one: both are one gather.
+    Reflect padding keeps normalised statistics at mean 0 and std 1, unlike black borders.
+    """
+    padded = F.pad(images, (padding,) * 4, mode="reflect")
+    return torch.cat([padded, padded.flip(3)]).contiguous(memory_format=torch.channels_last)
+
+
+def crop_windows(padded: Tensor, size: int) -> Tensor:
+    """Every ``size`` x ``size`` window of every padded image, as a view: N x shifts x shifts x H x W x C.
+
+    Indexing it with (image, row shift, column shift) gathers a batch of crops in one copy.
+    """
+    nhwc = padded.permute(0, 2, 3, 1)  # channels last, so each crop row is a contiguous run
+    n, height, width, channels = nhwc.shape
+    s_n, s_h, s_w, s_c = nhwc.stride()
+    shape = (n, height - size + 1, width - size + 1, size, size, channels)
+    return nhwc.as_strided(shape, (s_n, s_h, s_w, s_h, s_w, s_c), nhwc.storage_offset())
 
 
 def random_crop_flip(images: Tensor, shifts: Tensor, flips: Tensor, padding: int = CROP_PADDING) -> Tensor:
-    """Crop each reflect-padded image at its ``shifts`` (row, col) offset; mirror it where ``flips``.
+    """Crop each reflect-padded image at its ``shifts`` (row, col) offset; use its mirror where ``flips``.
 
-    ``shifts`` run from 0 to ``2 * padding`` (``padding`` means no shift). One gather does
-    crop and flip together, so a whole batch is augmented in a single device operation.
-    Reflect padding keeps the normalised statistics at mean 0 and std 1, unlike black borders.
+    ``shifts`` run from 0 to ``2 * padding`` (``padding`` = centred). A flipped crop at column
+    shift ``s`` is the mirror of the plain crop at ``2 * padding - s``.
     """
-    n, channels, height, width = images.shape
-    steps_h = torch.arange(height, device=images.device)
-    steps_w = torch.arange(width, device=images.device)
-    rows = _reflect(shifts[:, 0, None] - padding + steps_h, height)
-    cols = shifts[:, 1, None] - padding + torch.where(flips[:, None], width - 1 - steps_w, steps_w)
-    cols = _reflect(cols, width)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(channels, device=images.device)[None, :, None, None]
-    return images[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+    windows = crop_windows(pad_with_mirrors(images, padding), images.shape[-1])
+    index = torch.arange(len(images), device=images.device) + len(images) * flips.long()
+    return windows[index, shifts[:, 0], shifts[:, 1]].permute(0, 3, 1, 2)
 
 
 class CIFARLoader:
@@ -469,7 +480,6 @@ class CIFARLoader:
                 "pass stats=train_loader.stats"
             )
         self.device = pick_device(device)
-        self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
         self.batch_size = batch_size
         self.train = train
@@ -478,9 +488,17 @@ class CIFARLoader:
         self.drop_last = train if drop_last is None else drop_last
         self.seed = seed
         self.channels_last = channels_last
-        self.stats = channel_stats(self.images) if stats is None else stats
-        mean, std = (s.to(self.device, torch.float32).view(1, -1, 1, 1) for s in self.stats)
-        self._scale, self._shift = 1 / std, -mean / std
+        images = images.to(self.device)
+        self.stats = channel_stats(images) if stats is None else stats
+        mean, std = (s.to(self.device, torch.float32) for s in self.stats)
+        self._scale, self._shift = 1 / std, -mean / std  # per channel, applied to channels-last pixels
+        # The dataset lives on the device once, reflect-padded, with a mirrored copy, channels-last:
+        # a batch of augmented crops is then a single gather from a strided view.
+        self._images = len(images)
+        padded = (
+            pad_with_mirrors(images) if self.augment else images.contiguous(memory_format=torch.channels_last)
+        )
+        self._windows = crop_windows(padded, images.shape[-1])
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -491,22 +509,19 @@ class CIFARLoader:
         """Make the next iteration yield epoch ``epoch``'s order and augmentation."""
         self.epoch = epoch
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
         n = len(self.labels)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
-        order = order.to(self.device)
+        order = (torch.randperm(n, generator=generator) if self.train else torch.arange(n)).to(self.device)
         if self.augment:
             shifts = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=generator).to(self.device)
             flips = (torch.rand(n, generator=generator) < 0.5).to(self.device)
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+            source = order + self._images * flips[order]  # mirrored copies sit after the originals
+        else:
+            shifts, source = torch.zeros(n, 2, dtype=torch.long, device=self.device), order
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start : start + self.batch_size]
-            images = self.images[index]
-            if self.augment:
-                images = random_crop_flip(
-                    images, shifts[start : start + len(index)], flips[start : start + len(index)]
-                )
-            images = images.to(dtype=torch.float32, memory_format=memory_format)
-            yield images.mul_(self._scale).add_(self._shift), self.labels[index]
+            batch = slice(start, start + self.batch_size)
+            crops = self._windows[source[batch], shifts[batch, 0], shifts[batch, 1]]  # B x H x W x C uint8
+            images = torch.addcmul(self._shift, crops.float(), self._scale).permute(0, 3, 1, 2)  # NCHW view
+            yield (images if self.channels_last else images.contiguous()), self.labels[order[batch]]

@@ -281,7 +281,7 @@ def evaluate(
 # --------------------------------------------------------------------------- the training loop
 
 
-class _Trainer:
+class Trainer:
     """One training run: built once, then ``run()``; all state lives here so it can be checkpointed."""
 
     def __init__(self, model: nn.Module, data: CIFAR10Data, config: TrainConfig) -> None:
@@ -400,6 +400,22 @@ class _Trainer:
 
     # ---- one epoch
 
+    def train_step(self, images: Tensor, labels: Tensor) -> tuple[Any, dict[str, Tensor], Tensor]:
+        """One optimiser step of the recipe; returns outputs, per-head losses and the total (detached)."""
+        config = self.config
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            outputs = self.step_model(images)
+            losses = head_losses(outputs, labels, label_smoothing=config.label_smoothing)
+            loss = combine_losses(losses, aux_weight=config.aux_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()  # the scaler is a no-op unless precision is fp16
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return outputs, {k: v.detach() for k, v in losses.items()}, loss.detach()
+
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         config, device = self.config, self.device
         self.model.train()
@@ -419,24 +435,14 @@ class _Trainer:
         )
         start = time.perf_counter()
         for step, (images, labels) in enumerate(bar):
-            with torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None):
-                outputs = self.step_model(images)
-                losses = head_losses(outputs, labels, label_smoothing=config.label_smoothing)
-                loss = combine_losses(losses, aux_weight=config.aux_weight)
-            bad = ~torch.isfinite(loss.detach())
+            outputs, losses, loss = self.train_step(images, labels)
+            bad = ~torch.isfinite(loss)
             first_bad_step = torch.where(bad & (first_bad_step < 0), step_counter, first_bad_step)
             step_counter += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
             logits = outputs[0] if isinstance(outputs, tuple) else outputs
             for name, value in losses.items():
-                sums[name] += value.detach() * len(labels)
-            sums["total"] += loss.detach() * len(labels)
+                sums[name] += value * len(labels)
+            sums["total"] += loss * len(labels)
             sums["correct"] += (logits.argmax(1) == labels).sum()
             seen += len(labels)
             if step % 20 == 19 or step == self.steps_per_epoch - 1:
@@ -636,7 +642,7 @@ def fit(model: nn.Module, data: CIFAR10Data, config: TrainConfig) -> Run:
     Every epoch ends with an atomic checkpoint; ``config.resume`` continues an interrupted run.
     Afterwards ``model`` holds the best epoch's weights.
     """
-    return _Trainer(model, data, config).run()
+    return Trainer(model, data, config).run()
 
 
 # --------------------------------------------------------------------------- command line
