@@ -99,26 +99,38 @@ def _dataset(args: argparse.Namespace, scratch: Path) -> tuple[Path, CIFAR10Data
     return scratch, load_cifar10(scratch, verify=False)
 
 
+def compare_loaders(
+    root: str | Path, data: CIFAR10Data, *, batch_size: int = 512, batches: int = 30, device: str = "auto"
+) -> dict:
+    """Augmented training images per second: CIFARLoader against torchvision's DataLoader pipeline.
+
+    ``root`` must hold the same images as ``data`` (torchvision reads them from disk itself).
+    """
+    device = pick_device(device)
+    ours = CIFARLoader(data.train_images, data.train_labels, batch_size, train=True, device=device)
+    ours_rate = _rate(_endless(lambda: ours), lambda batch: None, 2, batches, device)
+    baseline = torchvision_loader(root, batch_size, ours.stats, pin_memory=device.type == "cuda")
+
+    def to_device(batch) -> None:
+        images, labels = batch
+        images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+    base_rate = _rate(_endless(lambda: baseline), to_device, 2, batches, device)
+    return {
+        "benchmark": "loader", "device": _device_label(device), "batch_size": batch_size,
+        "cifar_loader_images_per_s": ours_rate * batch_size,
+        "dataloader_images_per_s": base_rate * batch_size, "ratio": ours_rate / base_rate,
+        "data": data.source,
+    }  # fmt: skip
+
+
 def bench_loader(args: argparse.Namespace) -> dict:
-    device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as scratch:
         root, data = _dataset(args, Path(scratch))
-        ours = CIFARLoader(data.train_images, data.train_labels, args.batch_size, train=True, device=device)
-        ours_rate = _rate(_endless(lambda: ours), lambda batch: None, 2, args.batches, device)
-
-        baseline = torchvision_loader(root, args.batch_size, ours.stats, pin_memory=device.type == "cuda")
-
-        def to_device(batch) -> None:
-            images, labels = batch
-            images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-
-        base_rate = _rate(_endless(lambda: baseline), to_device, 2, args.batches, device)
-    result = {
-        "benchmark": "loader", "device": str(device), "batch_size": args.batch_size,
-        "cifar_loader_images_per_s": ours_rate * args.batch_size,
-        "dataloader_images_per_s": base_rate * args.batch_size, "ratio": ours_rate / base_rate,
-    }  # fmt: skip
-    print(f"CIFARLoader ({device}):              {result['cifar_loader_images_per_s']:>10,.0f} images/s")
+        result = compare_loaders(
+            root, data, batch_size=args.batch_size, batches=args.batches, device=args.device
+        )
+    print(f"CIFARLoader ({result['device']}): {result['cifar_loader_images_per_s']:>12,.0f} images/s")
     print(f"torchvision DataLoader (2 workers): {result['dataloader_images_per_s']:>10,.0f} images/s")
     print(f"ratio: {result['ratio']:.1f}x  (augmented training batches of {args.batch_size}, {data.source})")
     return result
@@ -132,8 +144,8 @@ def bench_train(args: argparse.Namespace) -> dict:
         model = GoogLeNet(len(data.classes), variant="cifar", width=args.width)
         plain_model = copy.deepcopy(model)  # same weights, default fp32 NCHW layout
         config = TrainConfig(
-            epochs=1, warmup_epochs=0, batch_size=args.batch_size, val_size=100, device=str(device), compile=args.compile,
-            run_dir=str(Path(scratch) / "run"), progress=False,
+            epochs=1, warmup_epochs=0, batch_size=args.batch_size, val_size=100, device=str(device),
+            compile=args.compile, run_dir=str(Path(scratch) / "run"), progress=False,
         )  # fmt: skip
         trainer = Trainer(model, data, config)
         recipe_rate = _rate(
