@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint unit nbval train lab bench clean
+.PHONY: setup test lint unit nbval train lab bench notebook-outputs clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ test: lint unit nbval
 
 lint: $(STAMP)
 	$(BIN)/ruff check googlenet_utils tests notebooks
-	$(BIN)/ruff format --check googlenet_utils tests
+	$(BIN)/ruff format --check googlenet_utils tests notebooks
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
@@ -38,6 +38,10 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m googlenet_utils.bench loader
 	$(BIN)/python -m googlenet_utils.bench train
+
+# After editing a notebook: re-run it and keep only the outputs of its NBVAL_CHECK_OUTPUT cells.
+notebook-outputs: $(STAMP)
+	$(BIN)/python tests/store_notebook_outputs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

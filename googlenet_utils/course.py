@@ -115,3 +115,15 @@ def course_train_config(settings: CourseSettings, name: str, **changes) -> Train
     values.update(run_dir=str(settings.run_dir / name), device=str(settings.device), resume=True)
     values.update(changes)
     return dataclasses.replace(TrainConfig(), **values)
+
+
+def find_run(settings: CourseSettings, name: str) -> Path | None:
+    """The finished run ``name`` from notebook 04, else a reference run shipped under ``results/``.
+
+    Smoke mode looks only at its own temporary runs: a reference run's predictions belong to
+    the real test set, not to the synthetic one.
+    """
+    candidates = [settings.run_dir / name]
+    if not settings.smoke:
+        candidates.append(_project_root() / "results" / name)
+    return next((path for path in candidates if (path / "metrics.json").is_file()), None)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from .analysis import BRANCH_LABELS, Reliability
@@ -225,6 +226,7 @@ def plot_learning_curves(history: list[dict[str, Any]]) -> Figure:
     lr_ax.plot(epochs, series("lr"), color="tab:purple")
     lr_ax.set_title("Learning rate at the end of each epoch")
     for ax, unit in ((loss_ax, "loss (nats)"), (acc_ax, "accuracy (fraction)"), (lr_ax, "learning rate")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
         ax.set_xlabel("epoch")
         ax.set_ylabel(unit)
     loss_ax.legend(fontsize=8)

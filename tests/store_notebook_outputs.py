@@ -20,7 +20,9 @@ from notebook_rules import NOTEBOOKS, may_store_outputs  # noqa: E402
 def refresh(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     os.environ["GOOGLENET_SMOKE"] = "1"
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()
     kept = 0
     for cell in notebook.cells:
