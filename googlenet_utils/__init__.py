@@ -19,7 +19,19 @@ from .model import (
     InceptionModule,
     googlenet_loss,
 )
-from .train import Run, TrainConfig, evaluate, fit
+
+# The training module is imported on first use, so that `python -m googlenet_utils.train` runs it
+# once as a script instead of importing it twice (as a package member and as __main__).
+_FROM_TRAIN = ("Run", "TrainConfig", "evaluate", "fit")
+
+
+def __getattr__(name: str):
+    if name in _FROM_TRAIN:
+        from . import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'googlenet_utils' has no attribute {name!r}")
+
 
 __all__ = [
     "INCEPTION_TABLE",

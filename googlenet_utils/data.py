@@ -488,17 +488,17 @@ class CIFARLoader:
         self.drop_last = train if drop_last is None else drop_last
         self.seed = seed
         self.channels_last = channels_last
-        images = images.to(self.device)
         self.stats = channel_stats(images) if stats is None else stats
         mean, std = (s.to(self.device, torch.float32) for s in self.stats)
         self._scale, self._shift = 1 / std, -mean / std  # per channel, applied to channels-last pixels
         # The dataset lives on the device once, reflect-padded, with a mirrored copy, channels-last:
-        # a batch of augmented crops is then a single gather from a strided view.
+        # a batch of augmented crops is then a single gather from a strided view. The copy is
+        # prepared where the images are (usually the CPU) and moved once.
         self._images = len(images)
         padded = (
             pad_with_mirrors(images) if self.augment else images.contiguous(memory_format=torch.channels_last)
         )
-        self._windows = crop_windows(padded, images.shape[-1])
+        self._windows = crop_windows(padded.to(self.device), images.shape[-1])
         self.epoch = 0
 
     def __len__(self) -> int:

@@ -29,11 +29,17 @@ def pick_precision(precision: str, device: torch.device) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"  # e.g. Colab's T4 has no bf16
+            # Native bf16 arrived with Ampere (compute capability 8); a T4 (7.5) would only emulate it.
+            return "bf16" if has_native_bf16(device) else "fp16"
         return "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("precision 'fp16' needs a GPU; on the CPU use 'fp32' or 'bf16'")
     return precision
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether a CUDA device has bf16 tensor cores (``torch.cuda.is_bf16_supported`` counts emulation too)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

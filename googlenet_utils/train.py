@@ -92,7 +92,7 @@ class TrainConfig:
     )
     seed: int = field(
         default=0,
-        metadata={"help": "seed for initialisation-independent randomness (data order, dropout)"},
+        metadata={"help": "seed of the validation split, data order, augmentation and dropout"},
     )
     val_size: int = field(default=5000, metadata={"help": "training images held out for model selection"})
     eval_batch_size: int = field(default=1024, metadata={"help": "images per evaluation batch"})
@@ -292,6 +292,13 @@ class Trainer:
         self.device = pick_device(config.device)
         self.precision = pick_precision(config.precision, self.device)
         self.dtype = autocast_dtype(self.precision)
+        if config.val_size >= len(data.train_labels):
+            raise ValueError(
+                f"TrainConfig.val_size ({config.val_size}) must be smaller than the "
+                f"{len(data.train_labels)} training images"
+            )
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
         train_set, val_set = split_validation(data, config.val_size, config.seed)
         if len(train_set) < config.batch_size:
             raise ValueError(
@@ -732,8 +739,9 @@ def main(argv: list[str] | None = None) -> int:
         model = GoogLeNet(len(data.classes), variant="cifar", aux_logits=not args.no_aux, width=width)
         fit(model, data, config)
     except DatasetError as error:
+        hint = "leave out --no-download to download it, or " if args.no_download else ""
         print(
-            f"error: {error}\nWithout the dataset, `--synthetic` trains on a synthetic stand-in.",
+            f"error: {error}\nFrom the command line: {hint}--synthetic trains on a synthetic stand-in.",
             file=sys.stderr,
         )
         return 2

@@ -308,8 +308,11 @@ def test_invalid_config_names_the_field(field, value):
         TrainConfig(**{field: value})
 
 
-def test_precision_choice():
+def test_precision_choice(monkeypatch):
     assert pick_precision("auto", torch.device("cpu")) == "fp32"
+    for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp16")):  # H100, A100, T4
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
+        assert pick_precision("auto", torch.device("cuda")) == expected
     assert pick_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="'fp16' needs a GPU"):
         pick_precision("fp16", torch.device("cpu"))
