@@ -452,6 +452,8 @@ class CIFARLoader:
 
     Each epoch's order and augmentation come from ``(seed, epoch)`` drawn on the CPU, so the
     same seed gives the same batches on any device and a resumed run sees the same data.
+    Training loaders shuffle, augment and drop the ragged last batch by default; evaluation
+    loaders keep the order and every image, and need the training set's ``stats``.
     """
 
     def __init__(
@@ -494,7 +496,7 @@ class CIFARLoader:
         # The dataset lives on the device once, reflect-padded, with a mirrored copy, channels-last:
         # a batch of augmented crops is then a single gather from a strided view. The copy is
         # prepared where the images are (usually the CPU) and moved once.
-        self._images = len(images)
+        self._n_images = len(images)
         padded = (
             pad_with_mirrors(images) if self.augment else images.contiguous(memory_format=torch.channels_last)
         )
@@ -517,7 +519,7 @@ class CIFARLoader:
         if self.augment:
             shifts = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=generator).to(self.device)
             flips = (torch.rand(n, generator=generator) < 0.5).to(self.device)
-            source = order + self._images * flips[order]  # mirrored copies sit after the originals
+            source = order + self._n_images * flips.long()  # mirrored copies sit after the originals
         else:
             shifts, source = torch.zeros(n, 2, dtype=torch.long, device=self.device), order
         for start in range(0, len(self) * self.batch_size, self.batch_size):
