@@ -1,59 +1,66 @@
-"""Helpers for the GoogLeNet course: the model, CIFAR-10 data, training and analysis."""
+"""Helpers for the GoogLeNet course: the model, CIFAR-10 data, training and analysis.
+
+The package is layered; each module imports only from the layers below it:
+
+    model, devices, complexity, errors, distributed        the network and the machine
+    cifar10, synthetic, loader                             the data
+    recipe, checkpoint, rundir, evaluation, ema            pieces of a run
+    trainer                                                the training loop
+    cli, analysis, plots, course, bench, gpu_report        what people and notebooks call
+
+The root exports the building blocks below the training loop, so that importing the package,
+its analysis or its plots never imports the trainer; train with ``googlenet_utils.trainer.fit``.
+"""
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from .data import (
-    CIFAR10Data,
-    CIFARLoader,
-    DatasetError,
-    ImageSet,
-    download_cifar10,
-    load_cifar10,
-    make_synthetic_cifar10,
-    split_validation,
-)
+from .cifar10 import CIFAR10Data, DatasetError, ImageSet, download_cifar10, load_cifar10, split_validation
+from .errors import ConfigError, UserError
+from .evaluation import Metrics, Predictions, evaluate, predict, score
+from .loader import CIFARLoader
 from .model import (
     INCEPTION_TABLE,
     AuxClassifier,
     GoogLeNet,
     GoogLeNetOutputs,
     InceptionModule,
+    ModelConfig,
     googlenet_loss,
 )
-
-# The training module is imported on first use, so that `python -m googlenet_utils.train` runs it
-# once as a script instead of importing it twice (as a package member and as __main__).
-_FROM_TRAIN = ("Run", "TrainConfig", "evaluate", "fit")
-
-
-def __getattr__(name: str):
-    if name in _FROM_TRAIN:
-        from . import train
-
-        return getattr(train, name)
-    raise AttributeError(f"module 'googlenet_utils' has no attribute {name!r}")
-
+from .recipe import RECIPES, Recipe, TrainConfig
+from .rundir import RunDir, RunRecord, load_run
+from .synthetic import make_synthetic_cifar10
 
 __all__ = [
     "INCEPTION_TABLE",
+    "RECIPES",
     "AuxClassifier",
     "CIFAR10Data",
     "CIFARLoader",
     "CheckpointError",
+    "ConfigError",
     "DatasetError",
     "GoogLeNet",
     "GoogLeNetOutputs",
     "ImageSet",
     "InceptionModule",
-    "Run",
+    "Metrics",
+    "ModelConfig",
+    "Predictions",
+    "Recipe",
+    "RunDir",
+    "RunRecord",
     "TrainConfig",
+    "UserError",
     "download_cifar10",
     "evaluate",
-    "fit",
     "googlenet_loss",
     "load_checkpoint",
     "load_cifar10",
+    "load_run",
     "make_synthetic_cifar10",
     "model_from_checkpoint",
+    "predict",
+    "score",
     "split_validation",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

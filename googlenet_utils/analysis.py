@@ -1,101 +1,45 @@
-"""Turning a training run into numbers: accuracy per head, errors, calibration, and inside the network.
+"""Turning a finished run into numbers: accuracy per head, errors, calibration, comparisons.
 
-Every function takes plain tensors or a run directory and returns tensors, numbers or rows;
-``plots.py`` draws them.
+Every function takes plain tensors or run directories and returns tensors, numbers or rows;
+``plots`` draws them. What happens inside the network is measured in ``probes``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .complexity import layer_costs
-from .model import GoogLeNet, InceptionModule
-from .train import PREDICTIONS_FILE
-
-BRANCHES = ("branch1x1", "branch3x3", "branch5x5", "branch_pool")
-BRANCH_LABELS = {"branch1x1": "1x1", "branch3x3": "3x3", "branch5x5": "5x5", "branch_pool": "pool proj"}
-
-
-# --------------------------------------------------------------------------- reading a run
-
-
-@dataclass
-class RunRecord:
-    """Everything a finished run left in its directory."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    predictions: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.run_dir.name
-
-
-def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """``history.csv`` as a list of rows with numbers as numbers and empty cells as ``None``."""
-
-    def number(text: str) -> float | int | None:
-        if text == "":
-            return None
-        value = float(text)
-        return int(value) if value.is_integer() and "." not in text and "e" not in text else value
-
-    with open(path, newline="") as file:
-        return [{key: number(value) for key, value in row.items()} for row in csv.DictReader(file)]
-
-
-def load_run(run_dir: str | os.PathLike) -> RunRecord:
-    """Read a run directory written by ``fit`` (config, history, metrics, test predictions)."""
-    run_dir = Path(run_dir)
-    needed = ["config.json", "history.csv", "metrics.json", PREDICTIONS_FILE]
-    missing = [name for name in needed if not (run_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished run: it lacks {', '.join(missing)}. Train with "
-            "googlenet_utils.fit (notebook 04 or `make train`) and let it reach the end."
-        )
-    return RunRecord(
-        run_dir=run_dir,
-        config=json.loads((run_dir / "config.json").read_text()),
-        history=read_history(run_dir / "history.csv"),
-        metrics=json.loads((run_dir / "metrics.json").read_text()),
-        predictions=torch.load(run_dir / PREDICTIONS_FILE, map_location="cpu", weights_only=True),
-    )
-
-
-# --------------------------------------------------------------------------- accuracy and errors
-
-
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Share of rows whose highest logit is the label."""
-    return (logits.argmax(1) == labels).float().mean().item()
+from .cifar10 import CIFAR10Data
+from .evaluation import accuracy
+from .rundir import load_run
 
 
 def tta_logits(predictions: dict[str, Any]) -> Tensor:
+    """The run's test-time-augmented logits (flip, or flip + translate), else the plain ones."""
+    if predictions.get("logits_tta") is not None:
+        return predictions["logits_tta"]
+    return predictions["logits"]
+
+
+def flip_logits(predictions: dict[str, Any]) -> Tensor:
     """Flip test-time augmentation: the mean of the logits for each image and for its mirror image."""
     if predictions.get("logits_flipped") is None:
-        raise ValueError("these predictions have no flipped logits: the run was made with tta=False")
+        raise ValueError("these predictions have no flipped logits: the run was made with tta='none'")
     return (predictions["logits"] + predictions["logits_flipped"]) / 2
 
 
-def head_accuracies(predictions: dict[str, Any]) -> dict[str, float]:
-    """Test accuracy of the main head (with and without flip TTA) and of each auxiliary head."""
+def head_accuracies(predictions: dict[str, Any], tta: str | None = None) -> dict[str, float]:
+    """Test accuracy of the main head (plain, flip TTA, the run's TTA) and of each auxiliary head."""
     labels = predictions["labels"]
     result = {"main": accuracy(predictions["logits"], labels)}
     if predictions.get("logits_flipped") is not None:
-        result["main + flip TTA"] = accuracy(tta_logits(predictions), labels)
+        result["main + flip TTA"] = accuracy(flip_logits(predictions), labels)
+    if tta not in (None, "none", "flip") and predictions.get("logits_tta") is not None:
+        result[f"main + {tta} TTA"] = accuracy(predictions["logits_tta"], labels)
     for head in ("aux1", "aux2"):
         if predictions.get(head) is not None:
             result[head] = accuracy(predictions[head], labels)
@@ -140,9 +84,6 @@ def confident_mistakes(
     return [(int(i), int(labels[i]), int(predicted[i]), float(confidence[i])) for i in order]
 
 
-# --------------------------------------------------------------------------- calibration
-
-
 @dataclass
 class Reliability:
     """Predictions grouped by confidence: mean confidence, accuracy and count per bin."""
@@ -179,103 +120,6 @@ def reliability(probabilities: Tensor, labels: Tensor, n_bins: int = 15) -> Reli
 def expected_calibration_error(probabilities: Tensor, labels: Tensor, n_bins: int = 15) -> float:
     """ECE with ``n_bins`` equal-width confidence bins (Guo et al., 2017)."""
     return reliability(probabilities, labels, n_bins).ece
-
-
-# --------------------------------------------------------------------------- inside the network
-
-
-@torch.no_grad()
-def branch_feature_maps(module: InceptionModule, inputs: Tensor) -> dict[str, Tensor]:
-    """The output of each of an Inception module's four branches for ``inputs`` (its input tensor)."""
-    maps: dict[str, Tensor] = {}
-    hooks = [
-        getattr(module, name).register_forward_hook(
-            lambda _m, _i, out, name=name: maps.__setitem__(name, out)
-        )
-        for name in BRANCHES
-    ]
-    try:
-        module(inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return maps
-
-
-@torch.no_grad()
-def module_input(model: GoogLeNet, module_name: str, images: Tensor) -> Tensor:
-    """What ``model.<module_name>`` receives when the model sees ``images`` (in eval mode)."""
-    captured: list[Tensor] = []
-    hook = getattr(model, module_name).register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-    was_training = model.training
-    try:
-        model.eval()(images)
-    finally:
-        hook.remove()
-        model.train(was_training)
-    return captured[0]
-
-
-def first_layer_filters(model: GoogLeNet) -> Tensor:
-    """The first convolution's kernels (out x 3 x k x k), each scaled to [0, 1] for display as RGB."""
-    weights = model.stem.conv1.conv.weight.detach().float().cpu()
-    low = weights.amin(dim=(1, 2, 3), keepdim=True)
-    high = weights.amax(dim=(1, 2, 3), keepdim=True)
-    return (weights - low) / (high - low).clamp_min(1e-12)
-
-
-def grad_cam(
-    model: nn.Module, images: Tensor, target_layer: nn.Module, classes: Tensor | None = None
-) -> Tensor:
-    """Grad-CAM heat maps (N x H x W, in [0, 1]) for ``classes`` (default: the predicted ones).
-
-    The channels of ``target_layer``'s output are weighted by the mean gradient of the class
-    score, summed, passed through ReLU and upsampled to the image size (Selvaraju et al., 2017).
-    """
-    captured: dict[str, Tensor] = {}
-
-    def keep(_module, _inputs, output: Tensor) -> None:
-        output.retain_grad()
-        captured["features"] = output
-
-    was_training = model.training
-    model.eval()
-    hook = target_layer.register_forward_hook(keep)
-    try:
-        with torch.enable_grad():
-            logits = model(images.detach().requires_grad_(True))
-            chosen = logits.argmax(1) if classes is None else classes.to(logits.device)
-            logits.gather(1, chosen[:, None]).sum().backward()
-    finally:
-        hook.remove()
-        model.train(was_training)
-    features = captured["features"]
-    channel_weights = features.grad.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((channel_weights * features).sum(dim=1, keepdim=True))
-    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
-    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    model.zero_grad(set_to_none=True)
-    return (cam / peak).detach()
-
-
-def branch_shares(model: GoogLeNet, input_size: int) -> list[dict[str, Any]]:
-    """Per Inception module: output channels and multiply-adds of each branch (at ``input_size`` px)."""
-    costs = layer_costs(model.eval(), (1, 3, input_size, input_size))
-    rows = []
-    for name, module in model.named_children():
-        if not isinstance(module, InceptionModule):
-            continue
-        row: dict[str, Any] = {"module": name.removeprefix("inception")}
-        for branch in BRANCHES:
-            prefix = f"{name}.{branch}."
-            inside = [c for c in costs if c.name.startswith(prefix)]
-            row[f"{BRANCH_LABELS[branch]} channels"] = inside[-1].output_shape[0]
-            row[f"{BRANCH_LABELS[branch]} MACs"] = sum(c.macs for c in inside)
-        rows.append(row)
-    return rows
-
-
-# --------------------------------------------------------------------------- comparing runs
 
 
 def ablation_table(run_dirs: list[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -320,3 +164,20 @@ def format_table(rows: list[dict[str, Any]], floats: str = "{:.4f}") -> str:
     lines = ["  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)) for line in table]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def run_test_data(data: CIFAR10Data, recorded: dict[str, Any]) -> CIFAR10Data | None:
+    """The loaded data, or its class-balanced subset, whose digest is the one a run recorded; else None.
+
+    ``recorded`` is the run's ``config["data"]`` (source, train and test sizes, digest). A run of a
+    recipe with a data subset (``smoke``) recorded the subset's digest, so the subset of the
+    recorded sizes is tried too. ``None`` means the stored predictions belong to other images.
+    """
+    if data.fingerprint()["digest"] == recorded["digest"]:
+        return data
+    sizes = (recorded.get("train"), recorded.get("test"))
+    if None not in sizes and sizes != (len(data.train_labels), len(data.test_labels)):
+        subset = data.subset(*sizes)
+        if subset.fingerprint()["digest"] == recorded["digest"]:
+            return subset
+    return None

@@ -1,82 +1,165 @@
-"""Checkpoints that survive crashes: atomic writes, safe loading, clear errors on mismatch."""
+"""Checkpoints that survive crashes and bit rot: atomic writes, a checksum, kinds, and a background writer.
+
+A checkpoint is an ordinary ``torch.save`` zip file (``torch.load`` reads it), whose zip
+comment carries the SHA-256 of everything before it. ``load_checkpoint`` verifies it, so a
+single flipped byte is refused instead of silently loaded.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
-import random
+import queue
+import struct
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from .model import GoogLeNet
+from .errors import UserError, is_disk_full
+from .model import GoogLeNet, ModelConfig
+
+# What a checkpoint holds: "training" (last.pt: everything to resume) or "weights" (best.pt,
+# shipped inference weights: the model only).
+KINDS = ("training", "weights")
+_CHECKSUM_TAG = b"googlenet_utils sha256 "
+_END_OF_ZIP = b"PK\x05\x06"  # the zip format's end-of-central-directory record, 22 bytes + comment
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is unreadable or belongs to a different model; nothing was changed."""
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint is unreadable, damaged, of another kind or from another model; nothing was changed."""
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through ``write(file)`` to a temporary file, then rename it over ``path``.
+    """Write through ``write(file)`` to a uniquely named temporary file, fsync it, rename it over ``path``.
 
-    A crash at any moment leaves either the old file or the new one, never half of one.
+    A crash at any moment leaves either the old file or the new one, never half of one; two
+    writers never share a temporary file. A full disk raises ``CheckpointError`` saying so.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    descriptor, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
     try:
-        with open(tmp, mode) as file:
+        with open(descriptor, mode) as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())  # the bytes are on disk before the rename makes them visible
+        tmp.chmod(0o644)  # mkstemp makes files private; a run's files are ordinary readable files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise CheckpointError(
+                f"disk full while writing {path}: the previous {path.name} (if any) is intact. "
+                "Free some space, then resume (--resume)."
+            ) from error
         raise
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Save ``state`` (tensors, numbers, strings, lists, dicts) atomically."""
-    atomic_write(path, lambda file: torch.save(state, file))
+def _with_checksum(payload: bytes) -> bytes:
+    """Put the SHA-256 of the zip into its comment field (readers of the zip ignore the comment)."""
+    if payload[-22:-18] != _END_OF_ZIP or payload[-2:] != b"\0\0":
+        raise RuntimeError("torch.save wrote an unexpected zip ending; cannot add a checksum")
+    comment = _CHECKSUM_TAG + hashlib.sha256(payload[:-2]).hexdigest().encode()
+    return payload[:-2] + struct.pack("<H", len(comment)) + comment
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint on the CPU with ``weights_only=True`` (no code runs while loading)."""
+def _verified_payload(path: Path, raw: bytes) -> bytes:
+    comment_start = raw.rfind(_CHECKSUM_TAG)
+    if comment_start < 22 or raw[comment_start - 22 : comment_start - 18] != _END_OF_ZIP:
+        raise CheckpointError(
+            f"{path} carries no googlenet_utils checksum: it is damaged, truncated, or was not written "
+            "by googlenet_utils (load it with torch.load yourself if you trust it)."
+        )
+    expected = raw[comment_start + len(_CHECKSUM_TAG) :].decode("ascii", "replace")
+    actual = hashlib.sha256(raw[: comment_start - 2]).hexdigest()
+    if actual != expected:
+        raise CheckpointError(
+            f"{path} is damaged: its checksum does not match its contents (a flipped bit, a partial "
+            "copy). Delete it; a run resumes from its last intact checkpoint, or retrain."
+        )
+    return raw
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], kind: str) -> None:
+    """Save ``state`` (tensors, numbers, strings, lists, dicts) as a checkpoint of ``kind``, atomically."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    buffer = io.BytesIO()
+    torch.save({**state, "kind": kind}, buffer)
+    data = _with_checksum(buffer.getvalue())
+    atomic_write(path, lambda file: file.write(data))
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """Load and verify a checkpoint on the CPU (``weights_only``: no code runs while loading).
+
+    ``kind`` ("training" or "weights"), when given, must match what the file holds.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    payload = _verified_payload(path, path.read_bytes())
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, foreign pickle, unsupported object...
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as error:  # a foreign pickle, an unsupported object...
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {error}); it is truncated, "
-            "corrupted or not a checkpoint written by googlenet_utils. Delete it or use another."
+            f"cannot read checkpoint {path} ({type(error).__name__}: {error}); it was not written by "
+            "googlenet_utils. Delete it or use another."
         ) from error
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path} is not a googlenet_utils checkpoint (no 'model' entry)")
+    if not isinstance(state, dict) or "model" not in state or state.get("kind") not in KINDS:
+        raise CheckpointError(f"{path} is not a googlenet_utils checkpoint (no model or kind entry)")
+    if kind is not None and state["kind"] != kind:
+        raise CheckpointError(
+            f"{path} is a {state['kind']!r} checkpoint, but a {kind!r} checkpoint belongs here "
+            f"({_KIND_HINT[kind]}). Was one file copied over the other?"
+        )
     return state
+
+
+_KIND_HINT = {
+    "training": "last.pt holds weights, optimiser and history to resume from",
+    "weights": "best.pt and shipped weights hold the model's weights only",
+}
+
+
+def model_config_of(state: dict[str, Any], source: str) -> ModelConfig:
+    """The ``ModelConfig`` a checkpoint recorded."""
+    values = state.get("model_config")
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{source} does not record its model's configuration; build the model yourself")
+    try:
+        return ModelConfig.from_dict(values)
+    except ValueError as error:
+        raise CheckpointError(f"{source} records a model this version cannot build: {error}") from error
 
 
 def check_compatible(model: nn.Module, state: dict[str, Any], source: str = "checkpoint") -> None:
     """Raise ``CheckpointError`` unless ``state["model"]`` fits ``model`` exactly (nothing is copied)."""
-    saved_config, config = state.get("model_config"), getattr(model, "config", None)
-    if saved_config is not None and config is not None and saved_config != config:
+    config = getattr(model, "config", None)
+    if isinstance(config, ModelConfig) and state.get("model_config") is not None:
+        saved = model_config_of(state, source).to_dict()
+        ours = config.to_dict()
         differences = ", ".join(
-            f"{key}: {saved_config.get(key)!r} in the {source}, {config.get(key)!r} in the model"
-            for key in sorted(set(saved_config) | set(config))
-            if saved_config.get(key) != config.get(key)
+            f"{key}: {saved[key]!r} in the {source}, {ours[key]!r} in the model"
+            for key in ours
+            if saved[key] != ours[key]
         )
-        raise CheckpointError(f"the {source} was written by a different GoogLeNet ({differences})")
+        if differences:
+            raise CheckpointError(f"the {source} was written by a different GoogLeNet ({differences})")
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    saved = {name: tuple(t.shape) for name, t in state["model"].items()}
-    problems = [f"missing {name}" for name in expected.keys() - saved.keys()]
-    problems += [f"unexpected {name}" for name in saved.keys() - expected.keys()]
+    saved_shapes = {name: tuple(t.shape) for name, t in state["model"].items()}
+    problems = [f"missing {name}" for name in expected.keys() - saved_shapes.keys()]
+    problems += [f"unexpected {name}" for name in saved_shapes.keys() - expected.keys()]
     problems += [
-        f"{name}: {saved[name]} in the {source}, {expected[name]} in the model"
-        for name in expected.keys() & saved.keys()
-        if saved[name] != expected[name]
+        f"{name}: {saved_shapes[name]} in the {source}, {expected[name]} in the model"
+        for name in expected.keys() & saved_shapes.keys()
+        if saved_shapes[name] != expected[name]
     ]
     if problems:
         shown = "; ".join(sorted(problems)[:5]) + (
@@ -92,32 +175,72 @@ def load_weights(model: nn.Module, state: dict[str, Any], source: str = "checkpo
 
 
 def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> GoogLeNet:
-    """Rebuild the GoogLeNet a checkpoint was written by and load its weights (in eval mode)."""
+    """Rebuild the GoogLeNet a checkpoint (of either kind) was written by, with its weights, in eval mode."""
     state = load_checkpoint(path)
-    if not state.get("model_config"):
-        raise CheckpointError(f"{path} does not record its model's configuration; build the model yourself")
-    model = GoogLeNet(**state["model_config"])
+    model = GoogLeNet.from_config(model_config_of(state, f"checkpoint {path}"))
     load_weights(model, state, f"checkpoint {path}")
     return model.to(device).eval()
 
 
-def rng_state() -> dict[str, Any]:
-    """Every random generator a training run touches (torch CPU and CUDA, Python, NumPy)."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - user code may use it
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
-    }
+# --------------------------------------------------------------------------- writing off the training thread
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Put every generator back where ``rng_state`` found it."""
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(state["python"])
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    legacy = (kind, keys.numpy().astype(np.uint32), position, has_gauss, cached)
-    np.random.set_state(legacy)  # noqa: NPY002
+def host_copy(value: Any) -> Any:
+    """A copy of ``value`` with every tensor copied to host memory, so training may go on changing it."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: host_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(host_copy(item) for item in value)
+    return value
+
+
+class BackgroundWriter:
+    """Runs file writes one after another on a worker thread, so the GPU does not wait for the disk.
+
+    ``submit`` waits for the previous job first (at most one in flight, so memory stays bounded);
+    ``wait`` re-raises a job's error in the training thread. Leaving the ``with`` block waits for
+    the last job, also when training stops with an error or Ctrl-C: what was handed over is written.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
+        self._done = threading.Event()
+        self._done.set()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except BaseException as error:  # handed to the training thread by wait()
+                self._error = error
+            finally:
+                self._done.set()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.wait()
+        self._done.clear()
+        self._jobs.put(job)
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        self._done.wait()
+        self._jobs.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+        if exc_info[0] is None:
+            self.wait()

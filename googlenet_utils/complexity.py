@@ -85,3 +85,12 @@ def grouped_costs(costs: Iterable[LayerCost], prefixes: Iterable[str]) -> dict[s
 def total_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
     """Multiply-adds of one forward pass for one sample (in the model's current train/eval mode)."""
     return sum(c.macs for c in layer_costs(model, input_size))
+
+
+def count_parameters(model: nn.Module, inference: bool = False) -> int:
+    """Parameters used in training, or at inference (without the auxiliary heads the paper discards)."""
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if not (inference and name.split(".")[0] in ("aux1", "aux2"))
+    )

@@ -1,36 +1,40 @@
-"""The notebooks' settings, read in one place from environment variables.
+"""The notebooks' settings, read in one place from environment variables, and where runs are found.
 
 =========================  ===============================================  ========================
 variable                   meaning                                          default
 =========================  ===============================================  ========================
-``GOOGLENET_SMOKE``        1: synthetic data, a narrow model, a few steps   0 (full mode)
+``GOOGLENET_SMOKE``        1: synthetic data, the smoke recipe, the CPU     0 (full mode)
 ``GOOGLENET_DATA_DIR``     folder with (or for) ``cifar-10-batches-py/``    ``<repo>/data``
-``GOOGLENET_VERIFY``       0: skip the md5 check (for a mirror)             1
+``GOOGLENET_VERIFY``       0: skip the md5 check (for the JPEG mirror)      1
 ``GOOGLENET_RUN_DIR``      folder for training runs                         ``<repo>/runs``
-``GOOGLENET_DEVICE``       ``auto``, ``cuda``, ``cpu``, ``mps``             auto (CPU in smoke mode)
-``GOOGLENET_EPOCHS``       training epochs                                  the recipe's (80)
+``GOOGLENET_DEVICE``       ``auto``, ``cuda``, ``cuda:N``, ``cpu``, ``mps``  auto (CPU in smoke mode)
 =========================  ===============================================  ========================
 
-In Colab the defaults move to ``/content`` (point ``GOOGLENET_RUN_DIR`` at Google Drive to keep
-checkpoints through a disconnect).
+In Colab the defaults move to ``/content``; notebooks 04 and 05 offer ``USE_DRIVE`` to keep
+runs on Google Drive through a disconnect. The recipe, epochs and width of a training run are
+plain Python variables in notebook 04, not environment variables.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .data import CIFAR10Data, load_cifar10, make_synthetic_cifar10
+from .cifar10 import BATCH_FOLDER, CIFAR10Data, load_cifar10
 from .devices import pick_device
-from .train import SMOKE, TrainConfig
+from .errors import ConfigError
+from .recipe import RECIPES, Recipe, TrainConfig, choose_recipe
+from .rundir import METRICS
+from .synthetic import make_synthetic_cifar10
 
-SMOKE_WIDTH = 0.125  # an eighth of the channels: the whole model runs in seconds on a CPU
+# The reference runs shipped under results/, by the run name notebook 04 gives a learner's run.
+REFERENCE_RUNS = {"googlenet-aux": "reference-cpu-aux", "googlenet-no-aux": "reference-cpu-no-aux"}
 
 
 @dataclass(frozen=True)
@@ -42,18 +46,21 @@ class CourseSettings:
     verify: bool
     run_dir: Path
     device: torch.device
-    epochs: int | None
     in_colab: bool
 
-    @property
-    def width(self) -> float:
-        """GoogLeNet width for training notebooks: the paper's network, or a narrow one in smoke mode."""
-        return SMOKE_WIDTH if self.smoke else 1.0
-
     def describe(self) -> str:
-        mode = "smoke (synthetic data, narrow model, CPU)" if self.smoke else "full"
+        mode = "smoke (synthetic data, the smoke recipe, CPU)" if self.smoke else "full"
         where = "Colab" if self.in_colab else "local"
-        return f"mode: {mode}; {where}; device: {self.device}; data: {self.data_dir}; runs: {self.run_dir}"
+        data, runs = display_path(self.data_dir), display_path(self.run_dir)
+        return f"mode: {mode}; {where}; device: {self.device}; data: {data}; runs: {runs}"
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (what a reader of stored outputs can use)."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path)
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -64,36 +71,46 @@ def _flag(name: str, default: bool) -> bool:
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be 1 or 0 (true/false), got {value!r}")
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {value!r}")
 
 
-def _project_root() -> Path:
-    """The repository checkout when the package is installed from it (editable), else the working folder."""
+def project_root() -> Path:
+    """The repository checkout the package runs from (a clone in Colab), else the working folder."""
     here = Path(__file__).resolve().parents[1]
     return here if (here / "pyproject.toml").is_file() and (here / "notebooks").is_dir() else Path.cwd()
+
+
+def _device(smoke: bool) -> torch.device:
+    if smoke:
+        return torch.device("cpu")
+    value = os.environ.get("GOOGLENET_DEVICE")
+    if value is None:
+        return pick_device("auto")
+    if not value.strip():
+        raise ConfigError("GOOGLENET_DEVICE is set but empty: unset it, or set it to auto, cpu, cuda or mps")
+    try:
+        return pick_device(value)
+    except ConfigError as error:
+        raise ConfigError(f"GOOGLENET_DEVICE={value!r}: {error}") from None
 
 
 def course_settings() -> CourseSettings:
     """Read the ``GOOGLENET_*`` environment variables (see the module docstring)."""
     in_colab = "google.colab" in sys.modules
     smoke = _flag("GOOGLENET_SMOKE", False)
-    base = Path("/content") if in_colab else _project_root()
+    base = Path("/content") if in_colab else project_root()
     if smoke:  # never touch real data or runs: everything goes to a fresh temporary folder
         scratch = Path(tempfile.mkdtemp(prefix="googlenet-smoke-"))
         data_dir, run_dir = scratch / "data", scratch / "runs"
-    else:
-        data_dir = Path(os.environ.get("GOOGLENET_DATA_DIR") or base / "data")
-        run_dir = Path(os.environ.get("GOOGLENET_RUN_DIR") or base / "runs")
-    epochs_text = os.environ.get("GOOGLENET_EPOCHS")
-    if epochs_text is not None and not epochs_text.isdigit():
-        raise ValueError(f"GOOGLENET_EPOCHS must be a whole number, got {epochs_text!r}")
+    else:  # relative paths mean the repository's folders, wherever the kernel was started
+        data_dir = base / (os.environ.get("GOOGLENET_DATA_DIR") or "data")
+        run_dir = base / (os.environ.get("GOOGLENET_RUN_DIR") or "runs")
     return CourseSettings(
         smoke=smoke,
         data_dir=data_dir,
         verify=_flag("GOOGLENET_VERIFY", True),
         run_dir=run_dir,
-        device=pick_device("cpu" if smoke else os.environ.get("GOOGLENET_DEVICE", "auto")),
-        epochs=int(epochs_text) if epochs_text else None,
+        device=_device(smoke),
         in_colab=in_colab,
     )
 
@@ -101,29 +118,46 @@ def course_settings() -> CourseSettings:
 def load_course_data(settings: CourseSettings) -> CIFAR10Data:
     """CIFAR-10 (downloaded if needed) in full mode; a small synthetic stand-in in smoke mode."""
     if settings.smoke:
-        if not (settings.data_dir / "cifar-10-batches-py").is_dir():
+        if not (settings.data_dir / BATCH_FOLDER).is_dir():
             make_synthetic_cifar10(settings.data_dir, n_train=1000, n_test=500)
         return load_cifar10(settings.data_dir, verify=False)
     return load_cifar10(settings.data_dir, download=True, verify=settings.verify)
 
 
-def course_train_config(settings: CourseSettings, name: str, **changes) -> TrainConfig:
-    """The training recipe for run ``name`` under ``settings.run_dir`` (shrunk in smoke mode)."""
-    values = dict(SMOKE) if settings.smoke else {}
-    if settings.epochs is not None:
-        values["epochs"] = settings.epochs
-    values.update(run_dir=str(settings.run_dir / name), device=str(settings.device), resume=True)
-    values.update(changes)
-    return dataclasses.replace(TrainConfig(), **values)
+def course_recipe(settings: CourseSettings, name: str = "auto") -> tuple[Recipe, str]:
+    """The recipe a notebook trains with, and why: smoke in smoke mode, else by name or by device."""
+    if settings.smoke:
+        return RECIPES["smoke"], "recipe 'smoke' (smoke mode: synthetic data, seconds on a CPU)"
+    return choose_recipe(name, settings.device)
 
 
-def find_run(settings: CourseSettings, name: str) -> Path | None:
-    """The finished run ``name`` from notebook 04, else a reference run shipped under ``results/``.
+def course_train_config(
+    settings: CourseSettings, run_name: str, recipe: Recipe, **changes: Any
+) -> TrainConfig:
+    """``recipe``'s settings for run ``run_name`` under ``settings.run_dir``, resumable, with ``changes``."""
+    return recipe.config(
+        run_dir=str(settings.run_dir / run_name), device=str(settings.device), resume=True, **changes
+    )
 
-    Smoke mode looks only at its own temporary runs: a reference run's predictions belong to
-    the real test set, not to the synthetic one.
-    """
-    candidates = [settings.run_dir / name]
-    if not settings.smoke:
-        candidates.append(_project_root() / "results" / name)
-    return next((path for path in candidates if (path / "metrics.json").is_file()), None)
+
+@dataclass(frozen=True)
+class FoundRun:
+    """A finished run to analyse: where it is, and whether it is the learner's or a shipped reference."""
+
+    path: Path
+    whose: str  # "yours" or "reference"
+
+    def describe(self) -> str:
+        owner = "your run" if self.whose == "yours" else "the reference run shipped with the course"
+        return f"{owner}: {display_path(self.path)}"
+
+
+def find_run(settings: CourseSettings, name: str) -> tuple[FoundRun | None, list[Path]]:
+    """The learner's finished run ``name``, else its shipped reference run; and every place looked at."""
+    candidates = [(settings.run_dir / name, "yours")]
+    if name in REFERENCE_RUNS:
+        candidates.append((project_root() / "results" / REFERENCE_RUNS[name], "reference"))
+    for path, whose in candidates:
+        if (path / METRICS).is_file():
+            return FoundRun(path, whose), [p for p, _ in candidates]
+    return None, [p for p, _ in candidates]

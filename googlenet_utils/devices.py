@@ -1,39 +1,82 @@
-"""Choosing the device and the numeric precision a run uses."""
+"""Choosing the device and the numeric precision a run uses, and naming them in results."""
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
+from .errors import ConfigError
+
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DEVICE_CHOICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or ``None``) picks CUDA, then Apple's MPS, then the CPU; anything else is used as given."""
+    """``"auto"`` (or ``None``) picks CUDA, then Apple's MPS, then the CPU; anything else must exist here.
+
+    A device that is not here (``"gpu"``, ``"meta"``, ``"mps"`` on Linux, ``"cuda:3"`` on a
+    one-GPU machine) raises ``ConfigError`` (a ``ValueError``) naming what is available.
+    """
     if preference is None or preference == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {str(device)!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'"
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if isinstance(preference, torch.device):
+        device = preference
+    else:
+        try:
+            device = torch.device(str(preference).strip())
+        except RuntimeError:
+            raise ConfigError(
+                f"unknown device {preference!r}: use {DEVICE_CHOICES} (here: {available_devices()})"
+            ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {str(device)!r} needs CUDA, which is not available here; use 'auto' or 'cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {str(device)!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} GPU(s), "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
+    elif device.type == "mps":
+        if not _mps_available():
+            raise ConfigError("device 'mps' needs an Apple-silicon Mac with MPS; use 'auto' or 'cpu'")
+    elif device.type != "cpu":
+        raise ConfigError(
+            f"device {str(device)!r} cannot train a model: use {DEVICE_CHOICES} (here: {available_devices()})"
         )
     return device
+
+
+def available_devices() -> str:
+    """What this machine offers, for error messages."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        found.append("mps")
+    return ", ".join(found)
 
 
 def pick_precision(precision: str, device: torch.device) -> str:
     """Resolve ``"auto"``: bf16 on GPUs that have it, fp16 (gradient-scaled) on older GPUs, else fp32."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         if device.type == "cuda":
             # Native bf16 arrived with Ampere (compute capability 8); a T4 (7.5) would only emulate it.
             return "bf16" if has_native_bf16(device) else "fp16"
         return "fp32"
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError("precision 'fp16' needs a GPU; on the CPU use 'fp32' or 'bf16'")
+        raise ConfigError("precision 'fp16' needs a GPU; on the CPU use 'fp32' or 'bf16'")
     return precision
 
 
@@ -45,3 +88,34 @@ def has_native_bf16(device: torch.device) -> bool:
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype for a resolved precision, or ``None`` for plain fp32."""
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def device_name(device: torch.device) -> str:
+    """A device as results should name it: the GPU's model, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"mps ({platform.machine()})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device to finish queued work (for honest timings); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide a run's numbers, recorded beside its metrics."""
+    import numpy
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.version.cuda or "none",
+    }

@@ -11,13 +11,17 @@ Two variants share the nine-module channel table of the paper's Table 1:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .errors import ConfigError
 
 # Paper Table 1: in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
@@ -34,6 +38,56 @@ INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
 VARIANTS = ("imagenet", "cifar")
 # Smallest input side for which stage 4 is still 5x5, the auxiliary heads' pooling window.
 MIN_INPUT_SIZE = {"imagenet": 65, "cifar": 9}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides a GoogLeNet's layers: the model, its checkpoints and runs record it."""
+
+    num_classes: int = 1000
+    variant: str = "imagenet"
+    width: float = 1.0  # multiplies every channel count; 1.0 is the paper's network
+    aux_logits: bool = True
+    batch_norm: bool | None = None  # None: on for "cifar", off for "imagenet" (the paper's network)
+    dropout: float = 0.4  # before the final linear layer (paper: 40%)
+    aux_dropout: float = 0.7  # inside each auxiliary head (paper: 70%)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {self.variant!r}: choose one of {', '.join(VARIANTS)}")
+        if (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, int)
+            or self.num_classes < 1
+        ):
+            raise ConfigError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        if not isinstance(self.width, int | float) or not 0 < self.width <= 16:
+            raise ConfigError(
+                f"width must be > 0 and at most 16 (1.0 is the paper's network), got {self.width!r}"
+            )
+        for name in ("dropout", "aux_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.batch_norm is None:
+            object.__setattr__(self, "batch_norm", self.variant == "cifar")
+
+    def channels(self, paper_channels: int) -> int:
+        """A paper channel count scaled by ``width`` (at least one channel)."""
+        return max(1, round(paper_channels * self.width))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Rebuild a recorded configuration; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown model settings {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -163,34 +217,23 @@ class GoogLeNet(nn.Module):
         batch_norm: bool | None = None,
         dropout: float = 0.4,
         width: float = 1.0,
+        aux_dropout: float = 0.7,
     ) -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if not width > 0:
-            raise ValueError(f"width must be > 0 (1.0 is the paper's network), got {width!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if batch_norm is None:
-            batch_norm = variant == "cifar"
-        self.config = {
-            "num_classes": num_classes,
-            "variant": variant,
-            "aux_logits": aux_logits,
-            "batch_norm": batch_norm,
-            "dropout": dropout,
-            "width": width,
-        }
+        config = ModelConfig(
+            num_classes=num_classes,
+            variant=variant,
+            width=width,
+            aux_logits=aux_logits,
+            batch_norm=batch_norm,
+            dropout=dropout,
+            aux_dropout=aux_dropout,
+        )
+        self.config = config
         self.variant = variant
         self.aux_logits = aux_logits
         self.min_input_size = MIN_INPUT_SIZE[variant]
-
-        def ch(channels: int) -> int:
-            return max(1, round(channels * width))
-
-        bn = batch_norm
+        ch, bn = config.channels, config.batch_norm
         self.stem = self._make_stem(variant, ch, batch_norm=bn)
         modules = {name: [ch(c) for c in row] for name, row in INCEPTION_TABLE.items()}
         for name, (in_ch, *branch_channels) in modules.items():
@@ -198,7 +241,12 @@ class GoogLeNet(nn.Module):
         self.pool3 = nn.MaxPool2d(3, stride=2, padding=1)  # 28 -> 14 (ImageNet), 32 -> 16 (CIFAR)
         self.pool4 = nn.MaxPool2d(3, stride=2, padding=1)  # 14 -> 7 (ImageNet), 16 -> 8 (CIFAR)
         if aux_logits:
-            aux = {"conv_channels": ch(128), "hidden_features": ch(1024), "batch_norm": bn}
+            aux = {
+                "conv_channels": ch(128),
+                "hidden_features": ch(1024),
+                "batch_norm": bn,
+                "dropout": aux_dropout,
+            }
             self.aux1 = AuxClassifier(self.inception4a.out_channels, num_classes, **aux)
             self.aux2 = AuxClassifier(self.inception4d.out_channels, num_classes, **aux)
         else:
@@ -207,6 +255,11 @@ class GoogLeNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.inception5b.out_channels, num_classes)
         self._init_weights()
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> GoogLeNet:
+        """The network a ``ModelConfig`` describes (e.g. one read back from a run directory)."""
+        return cls(**config.to_dict())
 
     @staticmethod
     def _make_stem(variant: str, ch: Callable[[int], int], *, batch_norm: bool) -> nn.Sequential:
@@ -241,8 +294,10 @@ class GoogLeNet(nn.Module):
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                # He initialisation keeps activations' scale through ReLU layers.
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                # He init over each conv's *inputs* keeps activations' scale through ReLU layers; over
+                # its outputs (fan_out) a 1x1 reduction (480 -> 16) would amplify 30x, and the paper's
+                # network without batch norm would start with activations in the hundreds.
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
@@ -294,7 +349,7 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(logits, aux1, aux2)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
         return f"GoogLeNet({args})"
 
 

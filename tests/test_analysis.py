@@ -1,8 +1,5 @@
 """Analysis on inputs whose answers are worked out by hand, and every plot on a tiny real run."""
 
-import csv
-import json
-
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
@@ -10,31 +7,30 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from googlenet_utils import GoogLeNet, TrainConfig, fit, load_cifar10, make_synthetic_cifar10, plots
+from googlenet_utils import GoogLeNet, ModelConfig, RunDir, load_run, model_from_checkpoint, plots
 from googlenet_utils.analysis import (
-    BRANCH_LABELS,
     ablation_table,
-    branch_feature_maps,
-    branch_shares,
     confident_mistakes,
     confusion_matrix,
     expected_calibration_error,
-    first_layer_filters,
+    flip_logits,
     format_table,
-    grad_cam,
     head_accuracies,
-    load_run,
-    module_input,
     most_confused_pairs,
     precision_recall,
-    read_history,
     reliability,
     row_normalised,
     tta_logits,
 )
-from googlenet_utils.data import CIFARLoader
 from googlenet_utils.model import INCEPTION_TABLE
-from googlenet_utils.train import evaluate
+from googlenet_utils.probes import (
+    BRANCH_LABELS,
+    branch_feature_maps,
+    branch_shares,
+    first_layer_filters,
+    grad_cam,
+    module_input,
+)
 
 matplotlib.use("Agg")  # no display in CI
 
@@ -79,46 +75,23 @@ def test_expected_calibration_error_on_a_constructed_example():
     assert expected_calibration_error(perfect, torch.tensor([0, 1])) == 0.0
 
 
-class LeftRight(nn.Module):
-    """Not flip-invariant: class 0 if the left half is brighter, class 1 if the right half is."""
-
-    def forward(self, x):
-        left, right = x[..., :16].mean(dim=(1, 2, 3)), x[..., 16:].mean(dim=(1, 2, 3))
-        return torch.stack([left - right, right - left], dim=1)
-
-
-def test_flip_tta_on_a_model_that_is_not_flip_invariant():
-    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
-    images[0, :, :, :16] = 200  # bright left
-    images[1, :, :, 16:] = 200  # bright right
-    images[2, :, :, :16] = 120
-    images[2, :, :, 16:] = 100  # slightly brighter left
-    images[3, :, :, :] = 50
-    labels = torch.tensor([0, 1, 0, 1])
-    stats = (torch.full((3,), 100.0), torch.full((3,), 50.0))
-    loader = CIFARLoader(images, labels, 4, train=False, device="cpu", stats=stats)
-    result = evaluate(LeftRight(), loader, tta=True, keep_logits=True)
-    x = next(iter(loader))[0]
-    assert torch.allclose(result.logits, LeftRight()(x))
-    assert torch.allclose(result.logits_flipped, LeftRight()(x.flip(3)))  # the mirror swaps the halves
-    # Mirrored logits are the negation, so the average is 0 and argmax picks class 0 for every image.
-    predictions = {"logits": result.logits, "logits_flipped": result.logits_flipped, "labels": labels}
-    assert torch.allclose(tta_logits(predictions), torch.zeros(4, 2))
-    assert result.accuracy == pytest.approx(0.5)
-    assert head_accuracies(predictions) == {
-        "main": pytest.approx(0.75),
-        "main + flip TTA": pytest.approx(0.5),
-    }
-
-
 def test_head_accuracies_include_aux_heads():
     labels = torch.tensor([0, 1, 1, 0])
     hit = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 0.0]])
     half = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
     predictions = {"logits": hit, "logits_flipped": None, "aux1": half, "aux2": hit, "labels": labels}
     assert head_accuracies(predictions) == {"main": 1.0, "aux1": 0.5, "aux2": 1.0}
-    with pytest.raises(ValueError, match="tta=False"):
-        tta_logits(predictions)
+    with pytest.raises(ValueError, match="tta='none'"):
+        flip_logits(predictions)
+    assert tta_logits(predictions) is hit  # no TTA logits stored: the plain ones
+    both = {**predictions, "logits_flipped": half, "logits_tta": half}
+    assert head_accuracies(both, tta="flip+translate") == {
+        "main": 1.0,
+        "main + flip TTA": pytest.approx(0.75),
+        "main + flip+translate TTA": 0.5,
+        "aux1": 0.5,
+        "aux2": 1.0,
+    }
 
 
 # ---------------------------------------------------------------- run directories
@@ -127,27 +100,53 @@ def test_head_accuracies_include_aux_heads():
 def write_fake_run(
     run_dir, *, aux: bool, accuracy: float, epochs: int, seconds: float, params: tuple[int, int]
 ):
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps({"epochs": epochs}))
-    with open(run_dir / "history.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["epoch", "val_accuracy", "train_loss_aux1", "lr"])
-        writer.writeheader()
-        for epoch in range(1, epochs + 1):
-            aux_loss = 1.0 / epoch if aux else ""
-            writer.writerow({"epoch": epoch, "val_accuracy": accuracy - 0.01 * (epochs - epoch),
-                             "train_loss_aux1": aux_loss, "lr": 0.1 / epoch})  # fmt: skip
-    metrics = {
-        "test_accuracy": accuracy, "test_accuracy_no_tta": accuracy - 0.002,
-        "best_val_accuracy": accuracy + 0.001, "best_epoch": epochs, "epochs": epochs,
-        "train_seconds": seconds,
-        "parameters": {"train": params[0], "inference": params[1]}, "device": "NVIDIA H100",
-        "data": {"source": "CIFAR-10 (official files, md5-verified)"},
-    }  # fmt: skip
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    run = RunDir(run_dir)
+    run.prepare()
+    model = ModelConfig(num_classes=10, variant="cifar", aux_logits=aux)
+    run.write_config(
+        {
+            "train": {"epochs": epochs},
+            "model": model.to_dict(),
+            "data": {},
+            "normalisation": {"mean": [1, 2, 3], "std": [4, 5, 6]},
+        }
+    )
+    run.write_history(
+        [
+            {
+                "epoch": e,
+                "val_accuracy": accuracy - 0.01 * (epochs - e),
+                "train_loss_aux1": 1.0 / e if aux else None,
+                "lr": 0.1 / e,
+            }
+            for e in range(1, epochs + 1)
+        ]
+    )
+    run.write_metrics(
+        {
+            "test_accuracy": accuracy,
+            "test_accuracy_no_tta": accuracy - 0.002,
+            "best_val_accuracy": accuracy + 0.001,
+            "best_epoch": epochs,
+            "epochs": epochs,
+            "train_seconds": seconds,
+            "recipe": "cpu",
+            "width": 1.0,
+            "parameters": {"train": params[0], "inference": params[1]},
+            "device": "NVIDIA H100 80GB HBM3",
+            "data": {"source": "CIFAR-10 (official files, md5-verified)"},
+        }
+    )
     logits = torch.zeros(2, 10)
-    torch.save({"logits": logits, "logits_flipped": logits, "aux1": logits if aux else None,
-                "aux2": logits if aux else None, "labels": torch.zeros(2, dtype=torch.long)},
-               run_dir / "test_predictions.pt")  # fmt: skip
+    run.write_predictions(
+        {
+            "logits": logits,
+            "logits_flipped": logits,
+            "aux1": logits if aux else None,
+            "aux2": logits if aux else None,
+            "labels": torch.zeros(2, dtype=torch.long),
+        }
+    )
 
 
 def test_ablation_table_from_two_fake_runs(tmp_path):
@@ -173,14 +172,16 @@ def test_ablation_table_from_two_fake_runs(tmp_path):
     assert "10,333,886" in text and "0.9500" in text and len(text.splitlines()) == 4
 
 
-def test_history_reading_and_missing_files(tmp_path):
+def test_a_run_reads_back_through_the_run_directory(tmp_path):
     write_fake_run(tmp_path / "run", aux=False, accuracy=0.9, epochs=2, seconds=1.0, params=(1, 1))
-    history = read_history(tmp_path / "run" / "history.csv")
-    assert history[0] == {"epoch": 1, "val_accuracy": pytest.approx(0.89), "train_loss_aux1": None, "lr": 0.1}
-    assert isinstance(history[1]["epoch"], int)
-    (tmp_path / "run" / "metrics.json").unlink()
-    with pytest.raises(FileNotFoundError, match="not a finished run: it lacks metrics.json"):
-        load_run(tmp_path / "run")
+    record = load_run(tmp_path / "run")
+    assert record.history[0] == {
+        "epoch": 1,
+        "val_accuracy": pytest.approx(0.89),
+        "train_loss_aux1": None,
+        "lr": 0.1,
+    }
+    assert record.model_config.aux_logits is False and record.stats[0].tolist() == [1, 2, 3]
 
 
 # ---------------------------------------------------------------- inside the network
@@ -237,16 +238,10 @@ def test_first_layer_filters_are_scaled_images():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_synthetic_cifar10(root, n_train=400, n_test=100)
-    data = load_cifar10(root, verify=False)
-    torch.manual_seed(0)
-    model = GoogLeNet(10, variant="cifar", width=0.125)
-    config = TrainConfig(epochs=2, batch_size=64, lr=0.05, warmup_epochs=0.5, val_size=100, progress=False,
-                         run_dir=str(tmp_path_factory.mktemp("run")))  # fmt: skip
-    fit(model, data, config)
-    return load_run(config.run_dir), model, data
+def tiny_run(finished_run, synthetic):
+    record = load_run(finished_run.run_dir)
+    model = model_from_checkpoint(finished_run.run_dir / "best.pt")
+    return record, model, synthetic
 
 
 def assert_labelled(fig: Figure) -> None:

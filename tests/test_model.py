@@ -284,3 +284,48 @@ def test_bad_inputs_explain_themselves():
         imagenet(torch.zeros(1, 3, 32, 32))
     assert imagenet(torch.zeros(1, 3, 65, 65)).shape == (1, 10)  # the stated minimum works
     assert model(torch.zeros(1, 3, 9, 9)).shape == (1, 10)
+
+
+# ---------------------------------------------------------------- configuration and initialisation
+
+
+def test_the_configuration_is_a_frozen_record_that_rebuilds_the_network():
+    from googlenet_utils.model import ModelConfig
+
+    model = GoogLeNet(10, variant="cifar", width=0.25, aux_logits=False)
+    config = model.config
+    assert config == ModelConfig(num_classes=10, variant="cifar", width=0.25, aux_logits=False)
+    assert config.batch_norm is True  # resolved from the variant
+    with pytest.raises(Exception, match="cannot assign"):
+        config.width = 1.0
+    again = GoogLeNet.from_config(ModelConfig.from_dict(config.to_dict()))
+    assert again.config == config and sum(p.numel() for p in again.parameters()) == sum(
+        p.numel() for p in model.parameters()
+    )
+    with pytest.raises(ValueError, match="unknown model settings depth"):
+        ModelConfig.from_dict({**config.to_dict(), "depth": 22})
+
+
+@pytest.mark.parametrize(
+    ("variant", "classes", "size", "batch_norm"),
+    [
+        ("imagenet", 1000, 224, False),
+        ("imagenet", 1000, 224, True),
+        ("cifar", 10, 32, True),
+        ("cifar", 10, 32, False),
+    ],
+)
+def test_every_variant_starts_with_a_sane_loss(variant, classes, size, batch_norm):
+    # He init over fan_in keeps activations' scale, so even the paper's network without batch norm
+    # starts near ln(classes); fan_out made it about 82 instead of 6.9 (1x1 reductions amplified).
+    torch.manual_seed(0)
+    model = GoogLeNet(
+        classes, variant=variant, batch_norm=batch_norm, width=0.5 if variant == "imagenet" else 1.0
+    )
+    x = torch.randn(4, 3, size, size)
+    targets = torch.randint(0, classes, (4,))
+    with torch.no_grad():
+        outputs = model.train()(x)
+    for logits in outputs:
+        loss = nn.functional.cross_entropy(logits, targets).item()
+        assert loss < 2 * math.log(classes), (variant, batch_norm, loss)

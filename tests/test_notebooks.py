@@ -1,9 +1,21 @@
-"""The notebooks' shape and storage rules (nbval, run by `make test`, executes them)."""
+"""The notebooks' shape, storage and exercise rules (nbval, run by `make test`, executes them)."""
 
 import re
 
 import pytest
-from notebook_rules import CHECKED, FORBIDDEN_IN_OUTPUTS, NOTEBOOKS, REAL_RUN, load, may_store_outputs, source
+from notebook_rules import (
+    CHECKED,
+    FORBIDDEN_IN_OUTPUTS,
+    NOTEBOOKS,
+    REAL_RUN,
+    body_hash,
+    exercise_cells,
+    load,
+    may_store_outputs,
+    source,
+)
+
+from googlenet_utils.exercises import ExerciseError
 
 EXPECTED = [
     "01_inception_module.ipynb",
@@ -13,8 +25,15 @@ EXPECTED = [
     "05_analyze_results.ipynb",
 ]
 COLAB_URL = "https://colab.research.google.com/github/googlenet-course/googlenet-course/blob/main/notebooks/"
-INSTALL_URL = "git+https://github.com/googlenet-course/googlenet-course"
+REPOSITORY = "https://github.com/googlenet-course/googlenet-course"
 IDS = [path.name for path in NOTEBOOKS]
+NEEDS_GPU = {"04_train_googlenet.ipynb"}  # only the training notebook asks Colab for a GPU
+WITH_EXERCISE_CELLS = {
+    "01_inception_module.ipynb",
+    "02_googlenet_architecture.ipynb",
+    "04_train_googlenet.ipynb",
+}
+MAX_BYTES = 3_000_000
 
 
 def test_the_course_has_its_five_notebooks_in_order():
@@ -28,12 +47,16 @@ def test_outputs_are_stored_only_where_allowed(path):
             continue
         if cell["outputs"] and not may_store_outputs(cell):
             pytest.fail(
-                f"cell {index} stores outputs without {CHECKED!r} (or {REAL_RUN!r} with data and device)"
+                f"cell {index} stores outputs without {CHECKED!r} (or a {REAL_RUN!r} line from the tool)"
             )
         if source(cell).startswith(REAL_RUN):
             label = source(cell).splitlines()[0]
             assert re.search(r"data: .+; device: .+", label), (
                 f"cell {index}: label the real run's data and device"
+            )
+            stored = cell["metadata"].get("real_run", {}).get("source_hash")
+            assert stored == body_hash(cell), (
+                f"cell {index} changed after its real-run output was stored: run `make notebook-outputs-real`"
             )
         text = str(cell["outputs"]).lower()
         for word in FORBIDDEN_IN_OUTPUTS:
@@ -49,14 +72,18 @@ def test_checked_cells_carry_their_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_opens_with_goals_and_ends_with_summary_and_exercises(path):
+def test_opens_with_goals_and_ends_with_summary_exercises_and_answers(path):
     cells = load(path)["cells"]
     first, last = source(cells[0]), source(cells[-1])
     assert cells[0]["cell_type"] == "markdown" and first.startswith("# ")
     assert "What you will learn" in first and "Prerequisites" in first and "Time:" in first
     assert "## Summary" in last and "## Exercises" in last
-    exercises = last.split("## Exercises")[1]
-    assert 2 <= len(re.findall(r"^\d+\. ", exercises, re.M)) <= 4
+    exercises = last.split("## Exercises")[1].split("<details>")[0]
+    count = len(re.findall(r"^\d+\. ", exercises, re.M))
+    assert 2 <= count <= 4
+    assert "<details>" in last and "Worked answers" in last, "worked answers, one click away"
+    answers = last.split("<details>")[1]
+    assert len(re.findall(r"^\d+\. ", answers, re.M)) == count, "one worked answer per exercise"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -64,9 +91,14 @@ def test_ready_for_colab(path):
     notebook = load(path)
     assert f"({COLAB_URL}{path.name})" in source(notebook["cells"][0]), "Open in Colab badge"
     setup = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
-    assert '"google.colab" in sys.modules' in source(setup) and INSTALL_URL in source(setup)
-    assert notebook["metadata"]["accelerator"] == "GPU"
+    assert '"google.colab" in sys.modules' in source(setup) and REPOSITORY in source(setup)
+    assert (notebook["metadata"].get("accelerator") == "GPU") == (path.name in NEEDS_GPU)
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_small_enough_to_browse(path):
+    assert path.stat().st_size < MAX_BYTES
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS[2:], ids=IDS[2:])
@@ -74,3 +106,37 @@ def test_data_notebooks_read_settings_in_one_place(path):
     code = [source(cell) for cell in load(path)["cells"] if cell["cell_type"] == "code"]
     assert sum("course_settings()" in text for text in code) == 1
     assert not any("os.environ[" in text or "getenv" in text for text in code)
+
+
+# ---------------------------------------------------------------- the learner writes code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_your_turn_cell_has_a_hidden_solution_and_a_check(path):
+    found = exercise_cells(load(path)["cells"])
+    if path.name in WITH_EXERCISE_CELLS:
+        assert found, "this notebook needs at least one YOUR TURN cell"
+    for index, _, solution, check in found:
+        assert solution is not None, f"cell {index}: a # SOLUTION cell must follow the YOUR TURN cell"
+        assert check is not None, f"cell {index}: a # CHECK cell must follow the solution"
+        assert solution["metadata"].get("jupyter", {}).get("source_hidden"), (
+            f"cell {index}: collapse the solution"
+        )
+        assert "googlenet_utils.exercises" in source(check), f"cell {index}: check with the package's checker"
+
+
+EXERCISES = [(path, index) for path in NOTEBOOKS for index, *_ in exercise_cells(load(path)["cells"])]
+
+
+@pytest.mark.parametrize(("path", "index"), EXERCISES, ids=[f"{p.name}:{i}" for p, i in EXERCISES])
+def test_a_check_fails_on_the_unfilled_cell_and_passes_on_the_solution(path, index):
+    cells = load(path)["cells"]
+    _, your_turn, solution, check = next(found for found in exercise_cells(cells) if found[0] == index)
+    unfilled: dict = {}
+    exec(source(your_turn), unfilled)  # noqa: S102 - the notebook's own, self-contained cell
+    with pytest.raises(ExerciseError, match="NotImplementedError|your"):
+        exec(source(check), unfilled)  # noqa: S102
+    solved: dict = {}
+    exec(source(your_turn), solved)  # noqa: S102
+    exec(source(solution), solved)  # noqa: S102
+    exec(source(check), solved)  # noqa: S102

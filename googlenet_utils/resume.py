@@ -1,0 +1,56 @@
+"""May this run continue from that checkpoint? The checks behind ``--resume``, each with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CheckpointError
+from .recipe import TrainConfig, resume_changes
+from .run_report import describe_data
+
+
+def check_resume(
+    state: dict[str, Any], *, fingerprint: dict[str, Any], config: TrainConfig, has_ema: bool, path: Path
+) -> str | None:
+    """Refuse a resume that would mix data or settings; return the allowed changes in words, if any.
+
+    Allowed: what does not change the computation (device, compile, ...), plus the two remedies
+    for a diverging run, a lower peak learning rate and fp32. The history records them.
+    """
+    if state.get("data") != fingerprint:
+        raise CheckpointError(
+            f"{path} was trained on other data or another validation split; resuming would test a model "
+            f"chosen on one dataset against another.\n  the run: {describe_data(state.get('data'))}\n"
+            f"  now:     {describe_data(fingerprint)}\n"
+            "Point --data-dir (and --val-size, --seed) at what the run used, or start a new --out."
+        )
+    allowed, refused = resume_changes(state["config"], config)
+    if refused:
+        listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
+        raise CheckpointError(
+            f"{path} was trained with other settings ({listed}); resume with the original settings "
+            "(only a lower --lr or --precision fp32 may change), or start a new --out"
+        )
+    if has_ema != (state["ema"] is not None):
+        raise CheckpointError(
+            f"the run was trained with ema={state['ema'] is not None}; resume with the same"
+        )
+    return "; ".join(f"{k} {old} -> {new}" for k, (old, new) in allowed.items()) or None
+
+
+def divergence_advice(epoch: int, step: int, lr: float, peak_lr: float, checkpoint: Path | None) -> str:
+    """Where the loss became non-finite, and advice that resuming will accept."""
+    where = (
+        f"the training loss became non-finite at epoch {epoch + 1}, step {step + 1} (learning rate {lr:.4g})."
+    )
+    if checkpoint is None:
+        return where + (
+            " No checkpoint was written yet. Start again in the same folder with --resume and a lower "
+            f"peak learning rate (e.g. --lr {peak_lr / 2:g}) or --precision fp32."
+        )
+    return where + (
+        f" {checkpoint} holds epoch {epoch}, the last good one. Continue it with --resume and "
+        f"--lr {peak_lr / 2:g} (a lower peak learning rate is allowed on resume and recorded in the "
+        "history) or --precision fp32."
+    )

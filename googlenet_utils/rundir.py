@@ -1,0 +1,346 @@
+"""The run directory: the only module that knows its files and their keys.
+
+    config.json          settings, model configuration, data fingerprint, normalisation statistics
+    history.csv          one row per epoch (derived from last.pt's history, which is the truth)
+    metrics.json         the final test metrics, written once at the end
+    test_predictions.pt  test-set logits of every head (plain, mirrored, TTA) and the labels
+    last.pt              everything to resume (a "training" checkpoint)
+    best.pt              the best validation epoch's weights (a "weights" checkpoint)
+    .lock                held by the process writing the run
+
+Trainers write through ``RunDir``; analysis reads through ``load_run``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .errors import UserError
+from .model import ModelConfig
+
+CONFIG, HISTORY, METRICS, PREDICTIONS = "config.json", "history.csv", "metrics.json", "test_predictions.pt"
+LAST, BEST, LOCK, README = "last.pt", "best.pt", ".lock", "README.md"
+RUN_FILES = (CONFIG, HISTORY, METRICS, PREDICTIONS, LAST, BEST)  # any of them marks a folder as taken
+RESULT_FILES = (HISTORY, METRICS, PREDICTIONS, BEST)  # what a run produced, never overwritten
+FORMAT = 2  # config.json's layout version
+
+
+class RunDirError(UserError):
+    """The run directory cannot be used as asked; the message says why and what to do."""
+
+
+class RunExistsError(RunDirError):
+    """The folder already holds (part of) a run, and starting over would overwrite it."""
+
+
+class RunLockedError(RunDirError):
+    """Another process is writing this run directory."""
+
+
+def _number(text: str) -> Any:
+    """A CSV cell back as int, float, None (empty) or text."""
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+class RunDir:
+    """A folder holding one training run."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def present(self, names: tuple[str, ...] = RUN_FILES) -> list[str]:
+        """Which of ``names`` exist here."""
+        return [name for name in names if (self.path / name).exists()]
+
+    # ---- making sure it can be written
+
+    def prepare(self) -> None:
+        """Create the folder, or explain why it cannot be (a file in the way, no permission)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"the run directory {self.path} is a file; choose a folder with --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise RunDirError(
+                f"cannot write to the run directory {self.path} ({error.strerror or error}); "
+                "choose a writable folder with --out"
+            ) from error
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock for the run's lifetime.
+
+        The lock is an operating-system file lock (``flock``): the kernel releases it when its
+        process ends in any way, SIGKILL included, so a crashed run never leaves a stale lock.
+        The file itself stays behind and records the last holder; it means nothing when unlocked.
+        """
+        path = self.path / LOCK
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(descriptor):
+                holder = path.read_text(errors="replace").strip() or "another process"
+                raise RunLockedError(
+                    f"{self.path} is being written by {holder}. Wait for that run to finish (or stop "
+                    "it), or give this run another --out; two runs in one folder would mix their files."
+                )
+            os.ftruncate(descriptor, 0)
+            os.write(
+                descriptor, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode()
+            )
+            yield
+        finally:
+            os.close(descriptor)  # closing drops the lock
+
+    # ---- files written once per run
+
+    def write_config(self, record: dict[str, Any]) -> None:
+        self._write_json(CONFIG, {"format": FORMAT, **record})
+
+    def read_config(self) -> dict[str, Any]:
+        return self._read_json(CONFIG)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        self._write_json(METRICS, metrics)
+
+    def read_metrics(self) -> dict[str, Any]:
+        return self._read_json(METRICS)
+
+    def write_history(self, rows: list[dict[str, Any]]) -> None:
+        """``history.csv`` from the history rows (all rows share the first row's columns)."""
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.path / HISTORY, lambda file: file.write(buffer.getvalue()), "w")
+
+    def read_history(self) -> list[dict[str, Any]]:
+        with open(self.path / HISTORY, newline="") as file:
+            return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(file)]
+
+    def write_predictions(self, predictions: dict[str, Any]) -> None:
+        atomic_write(self.path / PREDICTIONS, lambda file: torch.save(predictions, file))
+
+    def read_predictions(self) -> dict[str, Any]:
+        return torch.load(self.path / PREDICTIONS, map_location="cpu", weights_only=True)
+
+    def save_last(self, state: dict[str, Any]) -> None:
+        save_checkpoint(self.path / LAST, state, "training")
+
+    def load_last(self) -> dict[str, Any]:
+        return load_checkpoint(self.path / LAST, "training")
+
+    def save_best(self, state: dict[str, Any]) -> None:
+        save_checkpoint(self.path / BEST, state, "weights")
+
+    def load_best(self) -> dict[str, Any]:
+        return load_checkpoint(self.path / BEST, "weights")
+
+    def save_epoch(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
+        """One epoch's files, in the order that keeps them consistent if a kill strikes between two:
+        best.pt (if improved) before last.pt, which records it as best; history.csv, derived, last."""
+        if best is not None:
+            self.save_best(best)
+        self.save_last(state)
+        self.write_history(state["history"])
+
+    def _write_json(self, name: str, value: dict[str, Any]) -> None:
+        atomic_write(self.path / name, lambda file: json.dump(value, file, indent=2), "w")
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / name).read_text())
+        except json.JSONDecodeError as error:
+            raise RunDirError(
+                f"{self.path / name} is not valid JSON ({error}); the run is damaged"
+            ) from error
+
+    # ---- deciding what a new start may do here
+
+    def plan_start(self, resume: bool) -> str:
+        """``"fresh"`` or ``"resume"``; raises when starting would overwrite or resume is impossible."""
+        present = self.present()
+        if not present:
+            return "fresh"
+        if not resume:
+            raise RunExistsError(
+                f"{self.path} already holds a run ({', '.join(present)}). Pass --resume (resume=True) "
+                "to continue it, or choose another --out so nothing is overwritten."
+            )
+        if LAST in present:
+            return "resume"
+        results = [name for name in RESULT_FILES if name in present]
+        if results:
+            raise RunExistsError(
+                f"{self.path} holds results ({', '.join(results)}) but no {LAST} to resume from; "
+                "resuming would overwrite them. Nothing was changed: choose another --out."
+            )
+        return "fresh"  # only config.json: a run that stopped before its first checkpoint
+
+    def sync_history(self, history: list[dict[str, Any]]) -> bool:
+        """Rewrite ``history.csv`` from the checkpoint's history if it differs; True when it did."""
+        if (self.path / HISTORY).is_file() and _same_rows(self.read_history(), history):
+            return False
+        self.write_history(history)
+        return True
+
+
+def _try_lock(descriptor: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _same_rows(written: list[dict[str, Any]], truth: list[dict[str, Any]]) -> bool:
+    if len(written) != len(truth):
+        return False
+    return all(
+        a.get("epoch") == b.get("epoch") and a.get("val_accuracy") == b.get("val_accuracy")
+        for a, b in zip(written, truth, strict=True)
+    )
+
+
+# --------------------------------------------------------------------------- reading a finished run
+
+
+@dataclass
+class RunRecord:
+    """Everything a finished run left in its directory, with the model and data it recorded."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    predictions: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig.from_dict(self.config["model"])
+
+    @property
+    def train_config(self) -> dict[str, Any]:
+        return self.config["train"]
+
+    @property
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split's per-channel mean and std (pixel units) the run normalised with."""
+        norm = self.config["normalisation"]
+        return torch.tensor(norm["mean"]), torch.tensor(norm["std"])
+
+    @property
+    def weights_file(self) -> Path | None:
+        """The run's inference weights (``best.pt``), if it kept them."""
+        path = self.run_dir / BEST
+        return path if path.is_file() else None
+
+
+def load_run(run_dir: str | os.PathLike) -> RunRecord:
+    """Read a finished run (config, history, metrics, test predictions), cross-checking its files.
+
+    If ``last.pt`` is there, its history is the truth and a stale ``history.csv`` is rewritten
+    from it; otherwise ``history.csv`` must have as many rows as ``metrics.json`` has epochs.
+    """
+    folder = RunDir(run_dir)
+    needed = [CONFIG, HISTORY, METRICS, PREDICTIONS]
+    missing = [name for name in needed if not folder.file(name).is_file()]
+    if missing:
+        raise RunDirError(
+            f"{folder.path} is not a finished run: it lacks {', '.join(missing)}. Train with "
+            "googlenet_utils.fit (notebook 04 or `make train`) and let it reach the end."
+        )
+    config = folder.read_config()
+    if config.get("format") != FORMAT:
+        raise RunDirError(
+            f"{folder.path} was written in another run-directory format ({config.get('format')})"
+        )
+    metrics = folder.read_metrics()
+    history = folder.read_history()
+    if folder.file(LAST).is_file():
+        try:
+            truth = folder.load_last()["history"]
+        except CheckpointError as error:
+            warnings.warn(f"{error}; using history.csv as it is", stacklevel=2)
+        else:
+            if not _same_rows(history, truth):
+                warnings.warn(f"{folder.file(HISTORY)} was stale; rewritten from {LAST}", stacklevel=2)
+                folder.write_history(truth)
+                history = folder.read_history()
+    if len(history) != metrics.get("epochs"):
+        warnings.warn(
+            f"{folder.file(HISTORY)} has {len(history)} epochs but {METRICS} records "
+            f"{metrics.get('epochs')}: "
+            "the history is incomplete",
+            stacklevel=2,
+        )
+    return RunRecord(folder.path, config, history, metrics, folder.read_predictions())
+
+
+def export_run(
+    source: str | os.PathLike, target: str | os.PathLike, readme: str, max_bytes: int = 5_000_000
+) -> Path:
+    """Copy a finished run's results and inference weights (no optimiser state) to ``target``.
+
+    ``target`` gets config.json, history.csv, metrics.json, test_predictions.pt, best.pt (the
+    weights only) and a README.md with ``readme``; ``load_run`` reads it like any run.
+    """
+    record = load_run(source)  # cross-checked, and history.csv rebuilt from last.pt if needed
+    if record.weights_file is None:
+        raise RunDirError(f"{record.run_dir} has no {BEST} to ship")
+    target = Path(target)
+    if target.exists():
+        raise RunDirError(f"{target} exists; remove it first so that no two runs mix")
+    target.mkdir(parents=True)
+    for name in (CONFIG, HISTORY, METRICS, PREDICTIONS, BEST):
+        shutil.copy2(record.run_dir / name, target / name)
+    too_big = [p.name for p in target.iterdir() if p.stat().st_size > max_bytes]
+    if too_big:
+        shutil.rmtree(target)
+        raise RunDirError(f"{', '.join(too_big)} would exceed {max_bytes:,} bytes; ship a narrower network")
+    (target / README).write_text(readme)
+    return target

@@ -1,0 +1,415 @@
+"""The training loop: ``fit`` trains on a validation-split training set, checkpoints, resumes, tests once.
+
+Speed on a GPU comes from the data living on the device (``CIFARLoader``), bf16 autocast,
+channels-last tensors, ``torch.compile``, a fused optimiser, and a step that never waits for
+the device: losses are summed on the device and read once per epoch, the EMA update needs no
+host value, and checkpoints are copied to host memory and written by a background thread.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from . import distributed as dist_utils
+from .checkpoint import BackgroundWriter, CheckpointError, check_compatible, host_copy, load_weights
+from .cifar10 import CIFAR10Data, split_fingerprint, validation_indices
+from .complexity import count_parameters
+from .devices import autocast_dtype, device_name, library_versions, pick_device, pick_precision, synchronize
+from .ema import EMA
+from .errors import ConfigError, UserError
+from .evaluation import Predictions, predict, score
+from .loader import CIFARLoader
+from .model import combine_losses, head_losses
+from .recipe import TrainConfig, lr_factor, make_optimizer
+from .resume import check_resume, divergence_advice
+from .run_report import epoch_line, prediction_file, run_metrics, want_progress
+from .rundir import RunDir
+
+HEADS = ("main", "aux1", "aux2")
+
+
+@dataclass
+class Run:
+    """What ``fit`` leaves: the run directory, the per-epoch history and the final metrics."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.metrics["test_accuracy"]
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return self.metrics["best_val_accuracy"]
+
+
+class NonFiniteLossError(UserError, RuntimeError):
+    """The loss became NaN or infinite; the last checkpoint on disk is still the last good one."""
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    # Dropout masks come from a generator re-seeded every epoch, so resuming needs no generator state.
+    return (seed * 1_000_003 + epoch) * 1_009 + rank
+
+
+class Trainer:
+    """One training run: built once, then ``run()``; all state lives here so it can be checkpointed."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: CIFAR10Data,
+        config: TrainConfig,
+        *,
+        recipe: str | None = None,
+        distributed: dist_utils.Distributed | None = None,
+    ) -> None:
+        self.config, self.model, self.data, self.recipe = config, model, data, recipe
+        self.dist = distributed
+        self.is_main = distributed is None or distributed.is_main
+        self.rundir = RunDir(config.run_dir)
+        self.device = pick_device(dist_utils.device_for(distributed, config.device))
+        self.precision = pick_precision(config.precision, self.device)
+        self.dtype = autocast_dtype(self.precision)
+        self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
+        if config.val_size >= len(data.train_labels):
+            raise ConfigError(
+                f"TrainConfig.val_size ({config.val_size}) must be smaller than the "
+                f"{len(data.train_labels)} training images"
+            )
+        if config.sync_batch_norm and distributed is not None and self.device.type != "cuda":
+            raise ConfigError("sync_batch_norm needs GPUs: PyTorch's SyncBatchNorm does not run on CPUs")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+        is_val = validation_indices(data.train_labels, config.val_size, config.seed)
+        if int((~is_val).sum()) < config.batch_size:
+            raise ConfigError(
+                f"TrainConfig.batch_size ({config.batch_size}) exceeds the {int((~is_val).sum())} training "
+                "images left after the validation split"
+            )
+        world = {"rank": distributed.rank, "world_size": distributed.world_size} if distributed else {}
+        common = {"device": self.device, "channels_last": config.channels_last, **world}
+        train, val = data.train_images, data.train_labels
+        self.train_loader = CIFARLoader(train[~is_val], val[~is_val], config.batch_size, train=True,
+                                        seed=config.seed, cutout_size=config.cutout, **common)  # fmt: skip
+        evaluation = {"train": False, "stats": self.train_loader.stats, **common}
+        self.val_loader = CIFARLoader(train[is_val], val[is_val], config.eval_batch_size, **evaluation)
+        self.test_loader = CIFARLoader(
+            data.test_images, data.test_labels, config.eval_batch_size, **evaluation
+        )
+        self.fingerprint = split_fingerprint(data, config.val_size, config.seed)
+
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        if config.sync_batch_norm and distributed is not None:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(self.device, memory_format=memory_format)
+        self.optimizer = make_optimizer(model, config, self.device)
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.warmup_steps = round(config.warmup_epochs * self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.ema = EMA(model, config.ema_decay) if config.ema else None
+        self.eval_model = self.ema.module if self.ema is not None else model
+        ddp_args = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
+        self.step_model = DistributedDataParallel(model, **ddp_args) if distributed else model
+        self.eval_forward = (
+            self.eval_model.forward_heads if hasattr(self.eval_model, "forward_heads") else None
+        )
+        self.compile_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best = {"epoch": 0, "val_accuracy": -1.0}
+        self.start_epoch = 0
+        self.resume_note: str | None = None
+
+    # ---- pieces
+
+    def lr_at(self, step: int, lr: float | None = None) -> float:
+        factor = lr_factor(
+            step, total_steps=self.total_steps, warmup_steps=self.warmup_steps, schedule=self.config.schedule
+        )
+        return (lr or self.config.lr) * factor
+
+    def train_step(
+        self, images: Tensor, labels: Tensor, step: int = 0
+    ) -> tuple[Any, dict[str, Tensor], Tensor]:
+        """One optimiser step of the recipe; returns outputs, per-head losses and the total (detached)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(step)  # a Python float: setting it costs no device sync
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            outputs = self.step_model(images)
+            losses = head_losses(outputs, labels, label_smoothing=self.config.label_smoothing)
+            loss = combine_losses(losses, aux_weight=self.config.aux_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()  # the scaler is a no-op unless precision is fp16
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update()
+        return outputs, {k: v.detach() for k, v in losses.items()}, loss.detach()
+
+    def warm_up_compiled(self) -> None:
+        """Compile the training and evaluation passes before the clock starts; fall back to eager."""
+        if not self.compile:
+            return
+        start = time.perf_counter()
+        model = self.step_model.module if isinstance(self.step_model, DistributedDataParallel) else self.model
+        saved = host_copy(model.state_dict())
+        try:
+            compiled, eval_forward = (
+                torch.compile(self.step_model),
+                torch.compile(self.eval_model.forward_heads),
+            )
+            images, labels = next(iter(self.train_loader))
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                loss = combine_losses(head_losses(compiled(images), labels))
+            loss.backward()  # compiles the backward graph too
+            predict(self.eval_model, self.val_loader, precision=self.precision, forward=eval_forward,
+                    distributed=self.dist)  # fmt: skip
+        except Exception as error:  # any compiler failure: train eagerly rather than not at all
+            print(f"torch.compile failed ({type(error).__name__}: {str(error)[:300]}); training without it.")
+            self.compile = False
+        else:
+            self.step_model, self.eval_forward = compiled, eval_forward
+        finally:
+            model.load_state_dict(saved)  # the warm-up step must leave no trace (batch-norm statistics)
+            self.optimizer.zero_grad(set_to_none=True)
+            synchronize(self.device)
+        self.compile_seconds = time.perf_counter() - start
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any]:
+        config, device = self.config, self.device
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        torch.manual_seed(_epoch_seed(config.seed, epoch, self.dist.rank if self.dist else 0))
+        # Running sums stay on the device: reading them forces a sync, so it happens once per epoch.
+        sums = {name: torch.zeros((), device=device) for name in (*HEADS, "total", "correct", "count")}
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        show = want_progress(config.progress) and self.is_main
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                   disable=not show, leave=False, dynamic_ncols=True)  # fmt: skip
+        synchronize(device)
+        start = time.perf_counter()
+        for step, (images, labels) in enumerate(bar):
+            outputs, losses, loss = self.train_step(images, labels, epoch * self.steps_per_epoch + step)
+            first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), step, first_bad)
+            logits = outputs[0] if isinstance(outputs, tuple) else outputs
+            for name, value in losses.items():
+                sums[name] += value * len(labels)
+            sums["total"] += loss * len(labels)
+            sums["correct"] += (logits.argmax(1) == labels).sum()
+            sums["count"] += len(labels)
+            if show and step % 20 == 19:  # progress costs a sync; only when someone watches
+                bar.set_postfix(loss=f"{(sums['total'] / sums['count']).item():.3f}")
+        totals = dist_utils.all_reduce_sum(torch.stack(list(sums.values())), self.dist).tolist()
+        sums = dict(zip(sums, totals, strict=True))  # reading them waits for the device: the timing is true
+        seconds = time.perf_counter() - start
+        bad_step = int(first_bad.item())
+        if bad_step >= 0 or not all(map(_finite, totals)):
+            self._diverged(epoch, max(bad_step, 0))
+        seen = sums["count"]
+        row = {
+            "epoch": epoch + 1,
+            "lr": self.lr_at((epoch + 1) * self.steps_per_epoch - 1),
+            "train_loss": sums["total"] / seen,
+        }
+        for name in HEADS:
+            row[f"train_loss_{name}"] = sums[name] / seen if name in losses else None
+        row.update(train_accuracy=sums["correct"] / seen, train_seconds=seconds, images_per_s=seen / seconds)
+        return row
+
+    def _diverged(self, epoch: int, step: int) -> None:
+        lr = self.lr_at(epoch * self.steps_per_epoch + step)
+        checkpoint = None if epoch == 0 else self.rundir.file("last.pt")
+        raise NonFiniteLossError(divergence_advice(epoch, step, lr, self.config.lr, checkpoint))
+
+    def _validate(self, epoch: int, row: dict[str, Any]) -> bool:
+        """Validate if the recipe asks for it this epoch; True when this is the best epoch so far."""
+        last = epoch + 1 == self.config.epochs
+        if (epoch + 1) % self.config.val_every and not last:
+            row.update(val_loss=None, val_accuracy=None, val_accuracy_aux1=None, val_accuracy_aux2=None)
+            return False
+        metrics = score(self._predict(self.val_loader, self.config.val_tta))
+        row.update(val_loss=metrics.loss, val_accuracy=metrics.accuracy)
+        for name in ("aux1", "aux2"):
+            row[f"val_accuracy_{name}"] = metrics.aux_accuracy.get(name)
+        if metrics.accuracy > self.best["val_accuracy"]:
+            self.best = {"epoch": epoch + 1, "val_accuracy": metrics.accuracy}
+            return True
+        return False
+
+    def _predict(self, loader: CIFARLoader, tta: str) -> Predictions:
+        return predict(self.eval_model, loader, tta=tta, precision=self.precision, forward=self.eval_forward,
+                       distributed=self.dist)  # fmt: skip
+
+    # ---- checkpoints
+
+    def _training_state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model_config": self.model.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epoch": epoch,
+            "history": self.history,
+            "best": self.best,
+            "config": self.config.to_dict(),
+            "data": self.fingerprint,
+            "world_size": self.dist.world_size if self.dist else 1,
+        }
+
+    def _checkpoint(self, writer: BackgroundWriter, epoch: int, improved: bool) -> None:
+        """Hand a host copy of the state to the writer, so the device goes on training meanwhile."""
+        if self.is_main:
+            state = host_copy(self._training_state(epoch))
+            weights = state["ema"]["module"] if self.ema else state["model"]
+            best = (
+                {"model_config": state["model_config"], "model": weights, **self.best} if improved else None
+            )
+            writer.submit(lambda: self.rundir.save_epoch(state, best))
+
+    def _restore(self) -> None:
+        state, path = self.rundir.load_last(), self.rundir.file("last.pt")
+        check_compatible(self.model, state, f"checkpoint {path}")
+        note = check_resume(
+            state, fingerprint=self.fingerprint, config=self.config, has_ema=self.ema is not None, path=path
+        )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.history, self.best, self.start_epoch = state["history"], state["best"], state["epoch"]
+        self.resume_note = note
+        if self.is_main:
+            before, now = state.get("world_size", 1), self.dist.world_size if self.dist else 1
+            size = (
+                f"; {now} process(es) now, {before} before: the data stream is the same"
+                if now != before
+                else ""
+            )
+            print(f"resumed {self.rundir.path} after epoch {self.start_epoch}/{self.config.epochs}"
+                  f"{f' with {note}' if note else ''}{size}")  # fmt: skip
+
+    # ---- the whole run
+
+    def _record(self) -> dict[str, Any]:
+        mean, std = (s.tolist() for s in self.train_loader.stats)
+        return {
+            "recipe": self.recipe,
+            "train": self.config.to_dict(),
+            "model": self.model.config.to_dict(),
+            "data": self.fingerprint,
+            "normalisation": {"mean": mean, "std": std, "units": "pixel (0-255)"},
+        }
+
+    def run(self) -> Run:
+        dist_utils.check_same_settings(
+            {"config": self.config.to_dict(), "model": self.model.config.to_dict(), "data": self.fingerprint},
+            self.dist,
+        )
+        plan: str | UserError = "fresh"
+        if self.is_main:
+            try:
+                self.rundir.prepare()
+                plan = self.rundir.plan_start(self.config.resume)
+            except UserError as error:
+                plan = error
+        plan = dist_utils.share(plan, self.dist)
+        if isinstance(plan, UserError):
+            raise plan
+        lock = self.rundir.lock() if self.is_main else nullcontext()
+        with lock, BackgroundWriter() as writer:
+            if plan == "resume":
+                self._restore()
+                if self.is_main and self.rundir.sync_history(self.history):
+                    print(f"rewrote {self.rundir.file('history.csv')} from last.pt (it was behind)")
+            elif self.config.resume and self.is_main:
+                print(f"no checkpoint in {self.rundir.path}: starting from the first epoch")
+            if self.is_main:
+                self.rundir.write_config(self._record())
+            if self.start_epoch < self.config.epochs:
+                self.warm_up_compiled()
+            for epoch in range(self.start_epoch, self.config.epochs):
+                row = self._train_epoch(epoch)
+                val_start = time.perf_counter()
+                improved = self._validate(epoch, row)
+                row["seconds"] = row["train_seconds"] + time.perf_counter() - val_start
+                row["elapsed_seconds"] = row["seconds"] + (
+                    self.history[-1]["elapsed_seconds"] if self.history else 0.0
+                )
+                if self.resume_note:
+                    row["resumed_with"], self.resume_note = self.resume_note, None
+                self.history.append(row)
+                self._checkpoint(writer, epoch + 1, improved)
+                if self.is_main:
+                    print(epoch_line(row, self.config.epochs))
+            writer.wait()
+            return self._finish()
+
+    def _finish(self) -> Run:
+        """Evaluate the best checkpoint on the test set, once, and write predictions and metrics."""
+        if self.dist is not None:
+            torch.distributed.barrier()  # rank 0 has written best.pt
+        best = self.rundir.load_best()
+        if best["epoch"] != self.best["epoch"]:
+            raise CheckpointError(
+                f"{self.rundir.file('best.pt')} holds epoch {best['epoch']}, but the run's best is epoch "
+                f"{self.best['epoch']}; the run directory was changed by hand. Retrain in a new --out."
+            )
+        load_weights(self.eval_model, best, f"checkpoint {self.rundir.file('best.pt')}")
+        start = time.perf_counter()
+        test = self._predict(self.test_loader, self.config.tta)
+        metrics = score(test, len(self.data.classes))
+        model = self.model
+        data = {"source": self.data.source, "digest": self.fingerprint["digest"]}
+        data.update(
+            train=len(self.train_loader.labels), val=len(self.val_loader.labels), test=len(test.labels)
+        )
+        result = run_metrics(
+            metrics, self.history, self.best, classes=self.data.classes, tta=self.config.tta,
+            compile_seconds=self.compile_seconds, test_seconds=time.perf_counter() - start,
+            parameters={"train": count_parameters(model), "inference": count_parameters(model, True)},
+            data=data, recipe=self.recipe, width=model.config.width, device=device_name(self.device),
+            processes=self.dist.world_size if self.dist else 1, precision=self.precision,
+            compiled=self.compile, versions=library_versions(),
+        )  # fmt: skip
+        if self.is_main:
+            self.rundir.write_predictions(prediction_file(test, self.data.classes))
+            self.rundir.write_metrics(result)
+            print(
+                f"test accuracy {metrics.accuracy:.4f} ({self.config.tta} TTA; {metrics.accuracy_plain:.4f} "
+                f"without) from epoch {self.best['epoch']}; run saved in {self.rundir.path}"
+            )
+        return Run(self.rundir.path, self.history, result)
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+def fit(
+    model: nn.Module,
+    data: CIFAR10Data,
+    config: TrainConfig,
+    *,
+    recipe: str | None = None,
+    distributed: dist_utils.Distributed | None = None,
+) -> Run:
+    """Train ``model`` on ``data`` (selecting on a validation split), then test the best epoch once.
+
+    Every epoch ends with an atomic checkpoint; ``config.resume`` continues an interrupted run.
+    Afterwards ``model`` holds the best epoch's weights (with ``ema``, the EMA copy holds them).
+    """
+    return Trainer(model, data, config, recipe=recipe, distributed=distributed).run()

@@ -1,0 +1,51 @@
+"""Shared fixtures: a synthetic dataset, a tiny GoogLeNet and its recipe, and one finished tiny run."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, make_synthetic_cifar10
+from googlenet_utils.trainer import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # notebook_rules, shared with the notebook-output tool
+
+TIMING_COLUMNS = {"train_seconds", "images_per_s", "seconds", "elapsed_seconds"}
+
+
+def tiny_config(run_dir: Path, **changes) -> TrainConfig:
+    """Three epochs of batch 64 on 500 images: a few seconds on a CPU."""
+    settings = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 100}
+    settings.update(eval_batch_size=256, tta="flip", run_dir=str(run_dir), progress=False, **changes)
+    return TrainConfig(**settings)
+
+
+def tiny_model(seed: int = 0, **changes) -> GoogLeNet:
+    torch.manual_seed(seed)
+    return GoogLeNet(10, variant="cifar", width=changes.pop("width", 0.0625), **changes)
+
+
+def comparable(history: list[dict]) -> list[dict]:
+    """History rows without their timing columns (which differ between any two runs)."""
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in history]
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    make_synthetic_cifar10(root, n_train=600, n_test=200, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic(synthetic_root):
+    return load_cifar10(synthetic_root, verify=False)
+
+
+@pytest.fixture(scope="session")
+def finished_run(synthetic, tmp_path_factory):
+    """One tiny run, trained once for the whole session: tests read it, never change it."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    return fit(tiny_model(), synthetic, tiny_config(run_dir))

@@ -1,0 +1,46 @@
+"""A tiny training run for tests/test_distributed.py, started by torchrun (or plainly, as one process).
+
+    torchrun --standalone --nproc_per_node=2 tests/distributed_worker.py DATA RUN_DIR EPOCHS [--odd-rank-lr]
+
+The model has no batch norm and no dropout, so one process and two processes compute the same
+thing (per-process batch-norm statistics would differ; PyTorch's SyncBatchNorm needs GPUs).
+Each rank writes its pid and the training indices it will see in the first epoch next to RUN_DIR.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from googlenet_utils import GoogLeNet, TrainConfig, distributed, load_cifar10
+from googlenet_utils.trainer import Trainer
+
+data_dir, run_dir, epochs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+context = distributed.start("cpu")
+rank = context.rank if context else 0
+lr = 0.07 if "--odd-rank-lr" in sys.argv and rank == 1 else 0.05
+notes = run_dir.parent / f"{run_dir.name}-rank{rank}.json"
+torch.manual_seed(0)
+model = GoogLeNet(10, variant="cifar", width=0.0625, batch_norm=False, dropout=0.0, aux_dropout=0.0)
+config = TrainConfig(
+    epochs=epochs,
+    batch_size=64,
+    lr=lr,
+    warmup_epochs=0.5,
+    val_size=100,
+    eval_batch_size=100,
+    tta="flip",
+    run_dir=str(run_dir),
+    progress=False,
+    resume=True,
+    device="cpu",
+)
+trainer = Trainer(model, load_cifar10(data_dir, verify=False), config, distributed=context)
+seen = [index.tolist() for index in trainer.train_loader.batch_indices()]
+notes.write_text(json.dumps({"pid": os.getpid(), "first_epoch_indices": seen}))
+try:
+    trainer.run()
+finally:
+    distributed.stop(context)

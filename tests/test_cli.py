@@ -1,0 +1,158 @@
+"""The command line: every user mistake exits 2 with one message naming the value and the fix."""
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from googlenet_utils import cifar10 as cifar10_module
+from googlenet_utils.cifar10 import BATCH_FOLDER
+from googlenet_utils.cli import main
+from googlenet_utils.synthetic import make_synthetic_cifar10
+
+SMOKE = ["--synthetic", "--recipe", "smoke"]
+
+
+def fails_with(capsys, argv, *fragments):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in {err!r}"
+    return err
+
+
+@pytest.fixture()
+def sorted_dataset(tmp_path):
+    """A synthetic set whose test batch is sorted by class, like the JPEG mirror's."""
+    root = tmp_path / "data"
+    make_synthetic_cifar10(root, n_train=1000, n_test=500, seed=0)
+    path = root / BATCH_FOLDER / "test_batch"
+    entry = pickle.loads(path.read_bytes())
+    order = sorted(range(len(entry["labels"])), key=lambda i: entry["labels"][i])
+    entry["labels"] = [entry["labels"][i] for i in order]
+    entry["data"] = entry["data"][order]
+    path.write_bytes(pickle.dumps(entry))
+    return root
+
+
+def test_the_smoke_recipe_on_real_layout_data_tests_on_every_class(sorted_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(["--recipe", "smoke", "--data-dir", str(sorted_dataset), "--no-verify", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith("recipe 'smoke' (asked for)") and "test accuracy" in printed
+    labels = torch.load(out / "test_predictions.pt", weights_only=True)["labels"]
+    assert torch.bincount(labels, minlength=10).tolist() == [26] * 6 + [25] * 4  # 256, balanced
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"] == "smoke" and "class-balanced subset" in metrics["data"]["source"]
+
+
+def test_without_a_recipe_a_cpu_gets_the_cpu_recipe_and_is_told_why(tmp_path, capsys, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(
+        "googlenet_utils.cli.fit", lambda model, data, config, **kw: seen.update(config=config, **kw)
+    )
+    assert main(["--synthetic", "--out", str(tmp_path / "run")]) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert (
+        first_line.startswith("recipe 'cpu' (chosen because no GPU is here")
+        and "--recipe fast overrides" in first_line
+    )
+    assert seen["recipe"] == "cpu" and seen["config"].batch_size == 128
+
+
+@pytest.mark.parametrize(
+    ("device", "fragment"),
+    [
+        ("gpu", "unknown device 'gpu'"),
+        ("meta", "cannot train a model"),
+        ("", "unknown device ''"),
+        ("mps", "needs an Apple-silicon Mac"),
+        ("cuda", "needs CUDA"),
+    ],
+)
+def test_devices_that_are_not_here(capsys, device, fragment):
+    fails_with(capsys, [*SMOKE, "--device", device], fragment)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--width", "nan", "width must be > 0 and at most 16"),
+        ("--width", "0", "width must be > 0"),
+        ("--width", "1e9", "width must be > 0 and at most 16"),
+        ("--lr", "nan", "TrainConfig.lr (--lr) must be between"),
+        ("--lr", "-1", "TrainConfig.lr (--lr) must be between"),
+        ("--momentum", "1", "TrainConfig.momentum (--momentum) must be between 0.0 and 0.999"),
+        ("--weight-decay", "inf", "(--weight-decay) must be between 0.0 and 0.1"),
+        ("--aux-weight", "-0.3", "(--aux-weight) must be between 0.0 and 10.0"),
+        ("--seed", "-1", "(--seed) must be between 0 and 4294967295"),
+        ("--seed", "99999999999999999999", "(--seed) must be between 0 and 4294967295"),
+        ("--out", "", "(--out) must name a folder"),
+        ("--recipe", "fastest", "unknown recipe 'fastest': choose one of fast, best, cpu, smoke"),
+        ("--batch-size", "999999", "(--batch-size) must be between 1 and 65536"),
+    ],
+)
+def test_absurd_values_are_refused_up_front(capsys, flag, value, fragment):
+    fails_with(capsys, [*SMOKE, flag, value], fragment)
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    fails_with(capsys, [*SMOKE, "--out", str(tmp_path / "file")], "is a file; choose a folder with --out")
+
+
+def test_without_data_or_network_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cifar10_module, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    fails_with(
+        capsys,
+        ["--data-dir", str(tmp_path), "--out", str(tmp_path / "run")],
+        "could not download CIFAR-10",
+        "by hand",
+        "--synthetic",
+    )
+    fails_with(capsys, ["--data-dir", str(tmp_path), "--no-download"], "Leave out --no-download")
+
+
+def test_a_mirror_without_no_verify_is_told_to_use_no_verify(sorted_dataset, capsys):
+    err = fails_with(capsys, ["--data-dir", str(sorted_dataset), "--out", "x"], "--no-verify")
+    assert "Leave out --no-download" not in err
+
+
+def test_a_taken_run_directory(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    fails_with(
+        capsys, [*SMOKE, "--out", str(tmp_path / "run")], "already holds a run (metrics.json)", "--resume"
+    )
+
+
+CTRL_C = [sys.executable, "-m", "googlenet_utils.train", *SMOKE, "--out"]
+
+
+def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    worker = subprocess.Popen(
+        [*CTRL_C, str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        deadline = time.time() + 300
+        while not (out / "last.pt").exists():
+            assert worker.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGINT)
+        err = worker.communicate(timeout=120)[1]
+    finally:
+        worker.kill()
+    assert worker.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert f"interrupted: {out} keeps its last finished epoch; run the same command with --resume" in err
+    resumed = subprocess.run([*CTRL_C, str(out), "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout

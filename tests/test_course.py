@@ -1,0 +1,72 @@
+"""Notebook settings: environment variables read in one place, and where runs are looked for."""
+
+import pytest
+import torch
+
+from googlenet_utils import course
+from googlenet_utils.course import FoundRun, course_recipe, course_settings, course_train_config, find_run
+
+
+def test_smoke_mode_stays_in_a_temporary_folder_on_the_cpu(monkeypatch):
+    monkeypatch.setenv("GOOGLENET_SMOKE", "1")
+    settings = course_settings()
+    assert (
+        settings.smoke
+        and settings.device == torch.device("cpu")
+        and "googlenet-smoke-" in str(settings.run_dir)
+    )
+    recipe, why = course_recipe(settings)
+    assert recipe.name == "smoke" and "smoke mode" in why
+
+
+def test_full_mode_on_a_cpu_chooses_the_cpu_recipe(monkeypatch, tmp_path):
+    monkeypatch.delenv("GOOGLENET_SMOKE", raising=False)
+    monkeypatch.setenv("GOOGLENET_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("GOOGLENET_DEVICE", "cpu")
+    settings = course_settings()
+    recipe, why = course_recipe(settings)
+    assert recipe.name == "cpu" and "no GPU" in why
+    config = course_train_config(settings, "googlenet-aux", recipe, epochs=2)
+    assert config.run_dir == str(tmp_path / "googlenet-aux") and config.resume and config.epochs == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("gpu", "unknown device 'gpu'"),
+        ("meta", "cannot train"),
+        ("", "set but empty"),
+        ("mps", "Apple-silicon"),
+    ],
+)
+def test_googlenet_device_that_is_not_here(monkeypatch, value, fragment):
+    monkeypatch.setenv("GOOGLENET_DEVICE", value)
+    with pytest.raises(ValueError, match=f"GOOGLENET_DEVICE.*{fragment}"):
+        course_settings()
+
+
+def test_flags_must_be_yes_or_no(monkeypatch):
+    monkeypatch.setenv("GOOGLENET_VERIFY", "maybe")
+    with pytest.raises(ValueError, match="GOOGLENET_VERIFY must be 1 or 0"):
+        course_settings()
+
+
+def test_find_run_prefers_the_learners_run_and_names_every_place(monkeypatch, tmp_path):
+    monkeypatch.setattr(course, "project_root", lambda: tmp_path / "repo")
+    settings = course.CourseSettings(
+        False, tmp_path / "data", True, tmp_path / "runs", torch.device("cpu"), False
+    )
+    found, looked = find_run(settings, "googlenet-aux")
+    assert found is None and looked == [
+        tmp_path / "runs" / "googlenet-aux",
+        tmp_path / "repo" / "results" / "reference-cpu-aux",
+    ]
+    reference = tmp_path / "repo" / "results" / "reference-cpu-aux"
+    reference.mkdir(parents=True)
+    (reference / "metrics.json").write_text("{}")
+    assert find_run(settings, "googlenet-aux")[0] == FoundRun(reference, "reference")
+    mine = tmp_path / "runs" / "googlenet-aux"
+    mine.mkdir(parents=True)
+    (mine / "metrics.json").write_text("{}")
+    found = find_run(settings, "googlenet-aux")[0]
+    assert found == FoundRun(mine, "yours") and found.describe().startswith("your run")

@@ -1,0 +1,152 @@
+"""The same trainer under torchrun: two CPU processes (gloo) train exactly what one process trains."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from googlenet_utils import distributed, make_synthetic_cifar10
+from googlenet_utils.checkpoint import load_checkpoint
+from googlenet_utils.errors import ConfigError
+
+HERE = Path(__file__).resolve().parent
+WORKER = str(HERE / "distributed_worker.py")
+TOLERANCE = 2e-6  # fp32 after 5 steps: two processes add the gradient halves in another order than one
+RUN_FILES = {
+    "config.json",
+    "history.csv",
+    "metrics.json",
+    "test_predictions.pt",
+    "last.pt",
+    "best.pt",
+    ".lock",
+}
+
+
+def torchrun(*args: str, processes: int = 2, wait: bool = True):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        WORKER,
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes share two cores
+    if not wait:
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def final_weights(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "last.pt", "training")["model"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    make_synthetic_cifar10(root, n_train=420, n_test=100, seed=0)  # 320 training images: 5 steps of 64
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_processes(data_root, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    result = torchrun(str(data_root), str(run_dir), "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_after_one_epoch_two_processes_hold_the_weights_of_one(data_root, tmp_path):
+    two, one = tmp_path / "two", tmp_path / "one"
+    result = torchrun(str(data_root), str(two), "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    subprocess.run([sys.executable, WORKER, str(data_root), str(one), "1"], check=True, capture_output=True)
+    ours, theirs = final_weights(two), final_weights(one)
+    for name, tensor in theirs.items():
+        assert torch.allclose(ours[name], tensor, atol=TOLERANCE, rtol=0), name
+    single = json.loads((one / "metrics.json").read_text())
+    double = json.loads((two / "metrics.json").read_text())
+    assert single.keys() == double.keys() and double["processes"] == 2 and single["processes"] == 1
+    assert double["data"] == single["data"] and double["epochs"] == single["epochs"] == 1
+    assert double["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.011)  # one image at most
+
+
+def test_each_training_index_is_seen_once_per_epoch_across_ranks(two_processes):
+    parts = [
+        json.loads((two_processes.parent / f"run-rank{r}.json").read_text())["first_epoch_indices"]
+        for r in (0, 1)
+    ]
+    seen = [index for part in parts for batch in part for index in batch]
+    assert len(seen) == len(set(seen)) == 5 * 64  # disjoint, covering the five full batches
+    assert all(len(batch) == 32 for part in parts for batch in part)  # the global batch of 64, halved
+
+
+def test_only_one_set_of_run_files_is_written(two_processes):
+    assert {p.name for p in two_processes.iterdir()} == RUN_FILES
+    history = (two_processes / "history.csv").read_text().splitlines()
+    assert len(history) == 4  # a header and three epochs, written once
+
+
+def test_a_killed_rank_resumes_under_torchrun_to_the_same_weights(data_root, two_processes, tmp_path):
+    run_dir = tmp_path / "killed"
+    launcher = torchrun(str(data_root), str(run_dir), "3", wait=False)
+    try:
+        deadline = time.time() + 300
+        while not (run_dir / "last.pt").exists():  # the first epoch is done
+            assert launcher.poll() is None and time.time() < deadline, launcher.stderr.read()[-3000:]
+            time.sleep(0.02)
+        rank1 = json.loads((tmp_path / "killed-rank1.json").read_text())["pid"]
+        os.kill(rank1, signal.SIGKILL)
+        launcher.wait(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode != 0
+    assert load_checkpoint(run_dir / "last.pt", "training")["epoch"] < 3, "the run finished before the kill"
+    resumed = torchrun(str(data_root), str(run_dir), "3")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for name, tensor in final_weights(two_processes).items():
+        assert torch.equal(final_weights(run_dir)[name], tensor), name
+
+
+def test_resuming_on_another_number_of_processes_says_so(data_root, two_processes, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(two_processes, copy)
+    alone = subprocess.run(
+        [sys.executable, WORKER, str(data_root), str(copy), "3"], capture_output=True, text=True
+    )
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "1 process(es) now, 2 before: the data stream is the same" in alone.stdout
+
+
+def test_ranks_started_with_other_settings_are_refused(data_root, tmp_path):
+    result = torchrun(str(data_root), str(tmp_path / "odd"), "1", "--odd-rank-lr")
+    assert result.returncode != 0
+    assert "processes [1] were started with other settings than process 0" in result.stderr
+
+
+def test_a_missing_backend_is_named(monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(distributed.dist, "is_gloo_available", lambda: False)
+    with pytest.raises(ConfigError, match="gloo, the CPU backend, is missing"):
+        distributed.start("cpu")
+    monkeypatch.setattr(distributed.dist, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no torch.distributed: run without torchrun"):
+        distributed.start("cpu")
+
+
+def test_a_plain_process_never_touches_torch_distributed(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.start("auto") is None and not torch.distributed.is_initialized()

@@ -1,0 +1,102 @@
+"""The reference runs shipped under results/: they load, rebuild, and reproduce what they record."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from googlenet_utils import CIFARLoader, load_cifar10
+from googlenet_utils.checkpoint import model_from_checkpoint
+from googlenet_utils.cifar10 import CIFAR10Data
+from googlenet_utils.complexity import count_parameters
+from googlenet_utils.course import REFERENCE_RUNS, FoundRun, course_settings, find_run
+from googlenet_utils.evaluation import Predictions, predict, score
+from googlenet_utils.rundir import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHIPPED = [ROOT / "results" / name for name in REFERENCE_RUNS.values()]
+CHECKED_IMAGES = 1000  # every fifth test image: all classes, about a second per run on 2 cores
+
+
+@pytest.fixture(scope="module", params=SHIPPED, ids=lambda path: path.name)
+def shipped(request):
+    return load_run(request.param)
+
+
+def test_both_runs_are_shipped_and_differ_only_in_the_auxiliary_heads():
+    aux, no_aux = (load_run(path) for path in SHIPPED)
+    assert aux.model_config.aux_logits and not no_aux.model_config.aux_logits
+    operational = {"run_dir", "resume", "progress"}  # where and how it ran, not what it trained
+    settings = [{k: v for k, v in run.train_config.items() if k not in operational} for run in (aux, no_aux)]
+    assert settings[0] == settings[1]
+    assert aux.config["data"] == no_aux.config["data"]  # same data, same validation split
+    assert aux.metrics["recipe"] == no_aux.metrics["recipe"] == "cpu"
+
+
+def test_each_run_says_where_it_came_from(shipped):
+    readme = (shipped.run_dir / "README.md").read_text()
+    for fact in ("recipe", "width", "device", "date", "commit", "data", "wall time"):
+        assert f"- {fact}" in readme
+    assert "JPEG mirror" in shipped.metrics["data"]["source"]
+    assert not (shipped.run_dir / "last.pt").exists()  # no optimiser state is shipped
+
+
+def test_the_weights_fit_the_recorded_model_and_are_small(shipped):
+    model = model_from_checkpoint(shipped.weights_file)
+    assert model.config == shipped.model_config
+    assert count_parameters(model) == shipped.metrics["parameters"]["train"]
+    assert shipped.weights_file.stat().st_size < 5 * 2**20
+
+
+def test_the_stored_predictions_give_the_recorded_accuracies(shipped):
+    stored = shipped.predictions
+    predictions = Predictions(
+        labels=stored["labels"], logits=stored["logits"], flipped=stored["logits_flipped"],
+        tta=stored["logits_tta"], aux={k: stored[k] for k in ("aux1", "aux2") if stored[k] is not None},
+    )  # fmt: skip
+    metrics = score(predictions)
+    assert metrics.accuracy == pytest.approx(shipped.metrics["test_accuracy"], abs=1e-6)
+    assert metrics.accuracy_plain == pytest.approx(shipped.metrics["test_accuracy_no_tta"], abs=1e-6)
+    assert len(stored["labels"]) == shipped.metrics["data"]["test"]
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> CIFAR10Data:
+    """The JPEG mirror the runs were trained on: data/mirror if written, else written from ../shared."""
+    local = ROOT / "data" / "mirror"
+    if not (local / "cifar-10-batches-py" / "test_batch").exists():
+        tool, packed = SHARED / "tools" / "cifar10_mirror.py", SHARED / "data" / "cifar10-jpeg-train.npz"
+        if not (tool.exists() and packed.exists()):
+            pytest.skip("the JPEG mirror is not here: ../shared/data is absent (it is present in CI)")
+        local = tmp_path_factory.mktemp("mirror")
+        subprocess.run([sys.executable, str(tool), str(local), "--train", str(packed)], check=True)
+    return load_cifar10(local, download=False, verify=False)
+
+
+def test_the_weights_reproduce_the_stored_test_predictions_on_the_mirror(shipped, mirror):
+    assert mirror.fingerprint()["digest"] == shipped.config["data"]["digest"]
+    rows = torch.arange(0, len(mirror.test_labels), len(mirror.test_labels) // CHECKED_IMAGES)
+    loader = CIFARLoader(mirror.test_images[rows], mirror.test_labels[rows], 250, train=False,
+                         device="cpu", stats=shipped.stats)  # fmt: skip
+    model = model_from_checkpoint(shipped.weights_file)
+    fresh = predict(model, loader, tta=shipped.metrics["tta"])
+    stored = shipped.predictions
+    assert torch.equal(fresh.labels, stored["labels"][rows])
+    assert torch.allclose(fresh.logits, stored["logits"][rows], atol=1e-3)
+    assert torch.allclose(fresh.tta, stored["logits_tta"][rows], atol=1e-3)
+
+
+def test_notebook_05_in_smoke_mode_analyses_the_shipped_runs_and_never_trains(monkeypatch):
+    notebook = json.loads((ROOT / "notebooks" / "05_analyze_results.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    assert "googlenet_utils.trainer" not in code and "fit(" not in code
+    assert "find_run(settings" in code
+    monkeypatch.setenv("GOOGLENET_SMOKE", "1")  # a fresh temporary runs folder: no learner run in it
+    settings = course_settings()
+    for name, shipped_name in REFERENCE_RUNS.items():
+        found, _ = find_run(settings, name)
+        assert found == FoundRun(ROOT / "results" / shipped_name, "reference")

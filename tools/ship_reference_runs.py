@@ -1,0 +1,130 @@
+"""Train the CPU reference runs on the JPEG mirror and ship them under results/ (``make reference-runs``).
+
+    python tools/ship_reference_runs.py                 # train both runs (about an hour on 2 cores), ship
+    python tools/ship_reference_runs.py --ship-only     # ship finished runs from runs/reference/
+
+The two runs differ only in the auxiliary heads: same recipe, seed, data and split. They are
+trained in runs/reference/ (kept locally: notebook 04's stored outputs re-test them) and copied
+through the run-directory module into results/reference-cpu-aux/ and results/reference-cpu-no-aux/
+with a README naming recipe, width, device, date, commit, data and wall time. Run nothing else
+on the machine meanwhile: the runs record their speed.
+"""
+
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from googlenet_utils.gpu_report import record_measurement  # noqa: E402
+from googlenet_utils.rundir import export_run, load_run  # noqa: E402
+
+START, END = "<!-- cpu-reference:start -->", "<!-- cpu-reference:end -->"
+RUNS = {
+    "googlenet-aux": ("reference-cpu-aux", []),
+    "googlenet-no-aux": ("reference-cpu-no-aux", ["--no-aux"]),
+}
+
+
+def train(recipe: str, data_dir: Path) -> None:
+    for name, (_, flags) in RUNS.items():
+        out = ROOT / "runs" / "reference" / name
+        command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", recipe, "--no-progress"]
+        command += ["--data-dir", str(data_dir), "--no-verify", "--out", str(out), "--resume", *flags]
+        print(" ".join(command), flush=True)
+        subprocess.run(command, check=True, cwd=ROOT)
+
+
+def readme(name: str, record, commit: str) -> str:
+    m, width, train = record.metrics, record.model_config.width, record.train_config
+    aux = "with both auxiliary heads" if record.model_config.aux_logits else "without auxiliary heads"
+    data = m["data"]
+    lines = [
+        f"# {name}: the `{m['recipe']}` recipe on a CPU, GoogLeNet at width {width} {aux}",
+        "",
+        "A reference run shipped with the course, so that notebook 05 has a real run to analyse without",
+        "a GPU. It is a CPU run of a narrow network, not the full-width GoogLeNet.",
+        "",
+        f"- recipe: `{m['recipe']}` ({m['epochs']} epochs, batch {train['batch_size']}, "
+        f"peak lr {train['lr']}), width {width}, seed {train['seed']}",
+        f"- data: {data['source']}; {data['train']:,} training, {data['val']:,} validation and "
+        f"{data['test']:,} test images",
+        f"- device: {m['device']}, {m['precision']}",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- commit: {commit}",
+        f"- wall time: {m['wall_seconds'] / 60:.1f} min ({m['train_seconds'] / 60:.1f} min training and "
+        f"validation, {m['images_per_s']:,.0f} training images/s)",
+        f"- test accuracy: {m['test_accuracy']:.2%} with {m['tta']} TTA, {m['test_accuracy_no_tta']:.2%} "
+        f"without; best validation accuracy {m['best_val_accuracy']:.2%} at epoch {m['best_epoch']}",
+        "",
+        "Files: `config.json` (settings, model, data fingerprint, normalisation), `history.csv`,",
+        "`metrics.json`, `test_predictions.pt` (test logits of every head), `best.pt` (inference weights,",
+        "no optimiser state). Read it with `googlenet_utils.load_run`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ship(recipe: str) -> None:
+    git = ["git", "rev-parse", "HEAD"]
+    commit = subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    for name, (target_name, _) in RUNS.items():
+        source, target = ROOT / "runs" / "reference" / name, ROOT / "results" / target_name
+        shutil.rmtree(target, ignore_errors=True)
+        export_run(source, target, readme(target_name, load_run(source), commit))
+        print(f"shipped {target}")
+    m = load_run(ROOT / "results" / RUNS["googlenet-aux"][0]).metrics
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    report = {
+        "test_accuracy": m["test_accuracy"], "tta": m["tta"], "train_seconds": m["train_seconds"],
+        "data": m["data"]["source"], "environment": {"device": m["device"], "date": when},
+    }  # fmt: skip
+    record_measurement(recipe, report)
+    print(json.dumps({f"{recipe} recipe": report}, indent=2))
+
+
+def reference_table() -> str:
+    """The README's table of the shipped CPU runs, generated from their metrics (no hand-typed figures)."""
+    rows = [
+        "| run | width | epochs | wall time | training images/s | test accuracy (TTA / plain) | best val. |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for target_name, _ in RUNS.values():
+        record = load_run(ROOT / "results" / target_name)
+        m = record.metrics
+        rows.append(
+            f"| [{target_name}](results/{target_name}/) | {record.model_config.width} | {m['epochs']} "
+            f"| {m['wall_seconds'] / 60:.1f} min | {m['images_per_s']:,.0f} "
+            f"| {m['test_accuracy']:.2%} / {m['test_accuracy_no_tta']:.2%} | {m['best_val_accuracy']:.2%} |"
+        )
+    m = load_run(ROOT / "results" / RUNS["googlenet-aux"][0]).metrics
+    rows += ["", f"Data: {m['data']['source']}. Device: {m['device']}. Recipe: `{m['recipe']}`."]
+    return "\n".join(rows)
+
+
+def update_readme() -> None:
+    readme = ROOT / "README.md"
+    head, rest = readme.read_text().split(START, 1)
+    readme.write_text(head + START + "\n" + reference_table() + "\n" + END + rest.split(END, 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipe", default="cpu")
+    parser.add_argument("--data-dir", default=str(ROOT / "data" / "mirror"))
+    parser.add_argument("--ship-only", action="store_true", help="ship finished runs without training")
+    args = parser.parse_args()
+    if not args.ship_only:
+        train(args.recipe, Path(args.data_dir))
+    ship(args.recipe)
+    update_readme()
+
+
+if __name__ == "__main__":
+    main()
