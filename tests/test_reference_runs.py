@@ -39,8 +39,9 @@ def test_both_runs_are_shipped_and_differ_only_in_the_auxiliary_heads():
 
 def test_each_run_says_where_it_came_from(shipped):
     readme = (shipped.run_dir / "README.md").read_text()
-    for fact in ("recipe", "width", "device", "date", "commit", "data", "wall time"):
-        assert f"- {fact}" in readme
+    for fact in ("recipe", "data", "device", "date", "commit", "wall time", "test accuracy"):
+        assert f"\n- {fact}: " in readme
+    assert f"width {shipped.model_config.width}" in readme
     assert "JPEG mirror" in shipped.metrics["data"]["source"]
     assert not (shipped.run_dir / "last.pt").exists()  # no optimiser state is shipped
 
