@@ -22,19 +22,25 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import calculate_md5, download_url
 
 from .errors import UserError, is_disk_full
 
-# The official archive and per-file checksums, as torchvision records them.
-CIFAR10_URL = CIFAR10.url
-ARCHIVE_NAME = CIFAR10.filename
-ARCHIVE_MD5 = CIFAR10.tgz_md5
-BATCH_FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
-TRAIN_FILES: list[tuple[str, str]] = [tuple(item) for item in CIFAR10.train_list]
-TEST_FILES: list[tuple[str, str]] = [tuple(item) for item in CIFAR10.test_list]
-META_FILE: tuple[str, str] = (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
+# The official archive and per-file checksums (the dataset's page; torchvision's CIFAR10 records
+# the same, which a test checks). Written out so that loading data does not import torchvision,
+# which costs seconds per process; its download and md5 helpers are imported where they are used.
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+BATCH_FOLDER = "cifar-10-batches-py"
+TRAIN_FILES: list[tuple[str, str]] = [
+    ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+    ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+    ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+    ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+    ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+]
+TEST_FILES: list[tuple[str, str]] = [("test_batch", "40351d587109b95175f43aff81a1287e")]
+META_FILE: tuple[str, str] = ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888")
 IMAGE_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
 # batches.meta of a dataset this project wrote itself says where its images came from under this key.
@@ -138,6 +144,8 @@ def download_cifar10(root: str | os.PathLike) -> Path:
     archive = root / ARCHIVE_NAME
     existed = archive.exists()
     try:
+        from torchvision.datasets.utils import download_url  # torchvision's download, md5-checked
+
         download_url(CIFAR10_URL, str(root), ARCHIVE_NAME, ARCHIVE_MD5)
     except (urllib.error.URLError, OSError, RuntimeError) as error:
         if archive.exists() and not existed:
@@ -326,6 +334,8 @@ def describe_source(meta: dict, first_batch: dict, verified: bool, n_train: int,
 
 
 def _verify_md5(path: Path, expected: str) -> None:
+    from torchvision.datasets.utils import calculate_md5
+
     actual = calculate_md5(str(path))
     if actual != expected:
         raise DatasetError(

@@ -4,7 +4,8 @@
 
 The model has no batch norm and no dropout, so one process and two processes compute the same
 thing (per-process batch-norm statistics would differ; PyTorch's SyncBatchNorm needs GPUs).
-Each rank writes its pid and the training indices it will see in the first epoch next to RUN_DIR.
+Each rank writes its pid and the training indices it will see in the first epoch next to RUN_DIR,
+and the main process saves the weights after the first epoch there too (RUN_DIR-epoch1.pt).
 """
 
 import json
@@ -40,6 +41,16 @@ config = TrainConfig(
 trainer = Trainer(model, load_cifar10(data_dir, verify=False), config, distributed=context)
 seen = [index.tolist() for index in trainer.train_loader.batch_indices()]
 notes.write_text(json.dumps({"pid": os.getpid(), "first_epoch_indices": seen}))
+save_epoch = trainer.rundir.save_epoch
+
+
+def save_and_snapshot(state: dict, best: dict | None) -> None:
+    save_epoch(state, best)
+    if state["epoch"] == 1 and trainer.is_main:
+        torch.save(state["model"], run_dir.parent / f"{run_dir.name}-epoch1.pt")
+
+
+trainer.rundir.save_epoch = save_and_snapshot
 try:
     trainer.run()
 finally:

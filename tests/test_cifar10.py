@@ -3,6 +3,8 @@
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -372,3 +374,17 @@ def test_the_md5_hint_names_the_verify_switch_not_download(small_root):
         load_cifar10(small_root, verify=True)
     assert "--no-verify" in str(error.value) and "GOOGLENET_VERIFY=0" in str(error.value)
     assert "--no-download" not in str(error.value)
+
+
+def test_the_official_names_and_checksums_are_torchvisions():
+    assert (cifar10_module.CIFAR10_URL, cifar10_module.ARCHIVE_NAME) == (CIFAR10.url, CIFAR10.filename)
+    assert (cifar10_module.ARCHIVE_MD5, cifar10_module.BATCH_FOLDER) == (CIFAR10.tgz_md5, CIFAR10.base_folder)
+    assert cifar10_module.TRAIN_FILES == [tuple(item) for item in CIFAR10.train_list]
+    assert cifar10_module.TEST_FILES == [tuple(item) for item in CIFAR10.test_list]
+    assert cifar10_module.META_FILE == (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
+
+
+def test_loading_data_does_not_import_torchvision():
+    code = "import sys, googlenet_utils.trainer; print('torchvision' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"  # it costs seconds in every process, torchrun's included

@@ -1,6 +1,7 @@
 """The command line: every user mistake exits 2 with one message naming the value and the fix."""
 
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -134,14 +135,16 @@ def test_a_taken_run_directory(tmp_path, capsys):
     )
 
 
-CTRL_C = [sys.executable, "-m", "googlenet_utils.train", *SMOKE, "--out"]
+# Many epochs, so that the interrupt surely arrives mid-run; the test never waits for the end.
+CTRL_C = [sys.executable, "-m", "googlenet_utils.train", *SMOKE, "--epochs", "1000", "--out"]
 
 
 def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path):
     out = tmp_path / "run"
     worker = subprocess.Popen(
-        [*CTRL_C, str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
+        [*CTRL_C, str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell's `&` ignores SIGINT
+    )  # fmt: skip
     try:
         deadline = time.time() + 300
         while not (out / "last.pt").exists():
@@ -154,5 +157,13 @@ def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path):
     assert worker.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert f"interrupted: {out} keeps its last finished epoch; run the same command with --resume" in err
-    resumed = subprocess.run([*CTRL_C, str(out), "--resume"], capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0 and "resumed" in resumed.stdout
+    resumed = subprocess.Popen(
+        [*CTRL_C, str(out), "--resume"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        first_lines = [resumed.stdout.readline() for _ in range(3)]
+    finally:
+        resumed.kill()
+        resumed.wait()
+    assert any(line.startswith(f"resumed {out} after epoch ") for line in first_lines), first_lines

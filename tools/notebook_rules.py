@@ -46,10 +46,10 @@ def exercise_cells(cells: list[dict]) -> list[tuple[int, dict, dict | None, dict
     code = [(i, c) for i, c in enumerate(cells) if c["cell_type"] == "code"]
     found = []
     for position, (index, cell) in enumerate(code):
-        if source(cell).startswith(YOUR_TURN):
+        if body(cell).startswith(YOUR_TURN):  # body: a stored real-run label may precede the marker
             after = [c for _, c in code[position + 1 : position + 3]]
-            solution = next((c for c in after[:1] if source(c).startswith(SOLUTION)), None)
-            check = next((c for c in after[1:2] if source(c).startswith(CHECK)), None)
+            solution = next((c for c in after[:1] if body(c).startswith(SOLUTION)), None)
+            check = next((c for c in after[1:2] if body(c).startswith(CHECK)), None)
             found.append((index, cell, solution, check))
     return found
 

@@ -53,6 +53,7 @@ def _real_environment(path: Path) -> tuple[dict[str, str], str, str]:
         shutil.rmtree(runs, ignore_errors=True)
         if reference.is_dir():
             shutil.copytree(reference, runs)  # finished runs: the notebook re-tests instead of training
+            device += "; runs: reference, re-tested"  # the shipped cpu runs, not retrained here
         else:
             print("runs/reference/ is missing: notebook 04 trains its runs now (about an hour on 2 cores)")
         env["GOOGLENET_RUN_DIR"] = str(runs)
@@ -104,7 +105,8 @@ def refresh(path: Path, real: bool) -> None:
         if source(cell).startswith(CHECKED):
             kept += 1  # nbval wants the execution count of a cell that has outputs
         elif real and cell.outputs:
-            cell.source = f"{REAL_RUN} data: {data}; device: {device}\n{cell.source}"
+            short = data.split(":")[0]  # the full description is in the metadata
+            cell.source = f"{REAL_RUN} data: {short}; device: {device}\n{cell.source}"
             cell.metadata["real_run"] = {
                 "source_hash": body_hash(cell), "data": data, "device": device, "commit": _commit(),
                 "date": datetime.date.today().isoformat(),

@@ -116,7 +116,8 @@ def plot_learning_curves(
         per_step = f"schedule, per step ({steps_per_epoch:,} per epoch)"
         lr_ax.plot(edges, rates, color="tab:purple", drawstyle="steps-post", label=per_step)
         if warmup:
-            band = f"warm-up ({settings['warmup_epochs']:g} epochs, {warmup:,} steps)"
+            epochs = settings["warmup_epochs"]
+            band = f"warm-up ({epochs:g} epoch{'' if epochs == 1 else 's'}, {warmup:,} steps)"
             lr_ax.axvspan(0, warmup / steps_per_epoch, color="tab:orange", alpha=0.15, lw=0, label=band)
         if recorded is not None:  # at most about 40 dots, so that they do not hide the line
             thin = max(1, len(recorded[0]) // 40)
