@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, make_synthetic_cifar10
 from googlenet_utils.trainer import fit
@@ -49,3 +50,15 @@ def finished_run(synthetic, tmp_path_factory):
     """One tiny run, trained once for the whole session: tests read it, never change it."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
     return fit(tiny_model(), synthetic, tiny_config(run_dir))
+
+
+def assert_labelled(fig: Figure) -> None:
+    """Plots label both axes (colour bars at least one); image panels sit under a title."""
+    assert isinstance(fig, Figure)
+    for ax in fig.axes:
+        if not ax.axison:
+            assert fig.get_suptitle() or ax.get_title(), "an image panel with no title anywhere"
+        elif ax.get_label() == "<colorbar>":
+            assert ax.get_xlabel() or ax.get_ylabel(), "unlabelled colour bar"
+        else:
+            assert ax.get_xlabel() and ax.get_ylabel(), f"axes {ax.get_title()!r} lack a label"

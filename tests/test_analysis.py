@@ -4,7 +4,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from matplotlib.figure import Figure
+from conftest import assert_labelled
 from torch import nn
 
 from googlenet_utils import GoogLeNet, ModelConfig, RunDir, load_run, model_from_checkpoint, plots
@@ -242,18 +242,6 @@ def tiny_run(finished_run, synthetic):
     record = load_run(finished_run.run_dir)
     model = model_from_checkpoint(finished_run.run_dir / "best.pt")
     return record, model, synthetic
-
-
-def assert_labelled(fig: Figure) -> None:
-    """Plots label both axes (colour bars at least one); image panels sit under a figure title."""
-    assert isinstance(fig, Figure)
-    for ax in fig.axes:
-        if not ax.axison:
-            assert fig.get_suptitle() or ax.get_title(), "an image panel with no title anywhere"
-        elif ax.get_label() == "<colorbar>":
-            assert ax.get_xlabel() or ax.get_ylabel(), "unlabelled colour bar"
-        else:
-            assert ax.get_xlabel() and ax.get_ylabel(), f"axes {ax.get_title()!r} lack a label"
 
 
 def test_every_plot_draws_a_tiny_run(tiny_run):

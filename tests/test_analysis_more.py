@@ -5,7 +5,7 @@ import math
 import matplotlib
 import pytest
 import torch
-from matplotlib.figure import Figure
+from conftest import assert_labelled
 from matplotlib.patches import Rectangle
 from torch import nn
 
@@ -203,18 +203,6 @@ def test_cam_box_shares_by_hand():
 
 
 # ---------------------------------------------------------------- the figures notebook 05 draws with them
-
-
-def assert_labelled(fig: Figure) -> None:
-    """Axes carry both labels, colour bars one, image panels sit under a title."""
-    assert isinstance(fig, Figure)
-    for ax in fig.axes:
-        if not ax.axison:
-            assert fig.get_suptitle() or ax.get_title(), "an image panel with no title anywhere"
-        elif ax.get_label() == "<colorbar>":
-            assert ax.get_xlabel() or ax.get_ylabel(), "unlabelled colour bar"
-        else:
-            assert ax.get_xlabel() and ax.get_ylabel(), f"axes {ax.get_title()!r} lack a label"
 
 
 CLASSES = [f"class {k}" for k in range(10)]
