@@ -77,6 +77,7 @@ def test_without_a_recipe_a_cpu_gets_the_cpu_recipe_and_is_told_why(tmp_path, ca
         ("", "unknown device ''"),
         ("mps", "needs an Apple-silicon Mac"),
         ("cuda", "needs CUDA"),
+        ("cuda:1", "needs CUDA"),
     ],
 )
 def test_devices_that_are_not_here(capsys, device, fragment):
