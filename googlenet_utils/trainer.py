@@ -8,6 +8,7 @@ host value, and checkpoints are copied to host memory and written by a backgroun
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ class Trainer:
         sums = dict(zip(sums, totals, strict=True))  # reading them waits for the device: the timing is true
         seconds = time.perf_counter() - start
         bad_step = int(first_bad.item())
-        if bad_step >= 0 or not all(map(_finite, totals)):
+        if bad_step >= 0 or not all(map(math.isfinite, totals)):
             self._diverged(epoch, max(bad_step, 0))
         seen = sums["count"]
         row = {
@@ -393,10 +394,6 @@ class Trainer:
                 f"without) from epoch {self.best['epoch']}; run saved in {self.rundir.path}"
             )
         return Run(self.rundir.path, self.history, result)
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
 
 
 def fit(

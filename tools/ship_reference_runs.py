@@ -21,13 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from googlenet_utils.course import REFERENCE_RUNS  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
 from googlenet_utils.rundir import export_run, load_run  # noqa: E402
 
 START, END = "<!-- cpu-reference:start -->", "<!-- cpu-reference:end -->"
+# run name -> (shipped folder, extra training flags); the folder names are the ones notebook 05 finds.
 RUNS = {
-    "googlenet-aux": ("reference-cpu-aux", []),
-    "googlenet-no-aux": ("reference-cpu-no-aux", ["--no-aux"]),
+    name: (shipped, ["--no-aux"] if name.endswith("no-aux") else [])
+    for name, shipped in REFERENCE_RUNS.items()
 }
 
 
