@@ -45,9 +45,10 @@ bench: $(STAMP)
 	$(BIN)/python -m googlenet_utils.bench loader
 	$(BIN)/python -m googlenet_utils.bench train
 
-# The CIFAR-10 JPEG mirror (45,000 training + 5,000 held-out images) from the shared data folder.
+# The CIFAR-10 JPEG mirror (50,000 official training images, 5,000 official test images) from the shared folder.
 mirror: $(STAMP)
-	$(BIN)/python $(SHARED)/tools/cifar10_mirror.py data/mirror --train $(SHARED)/data/cifar10-jpeg-train.npz
+	$(BIN)/python $(SHARED)/tools/cifar10_mirror.py data/mirror --official-test \
+		--train $(SHARED)/data/cifar10-jpeg-train.npz --test $(SHARED)/data/cifar10-jpeg-test.npz
 
 # The shipped CPU reference runs (about an hour on a 2-core CPU; run nothing else meanwhile).
 reference-runs: $(STAMP) mirror

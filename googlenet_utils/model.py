@@ -158,10 +158,26 @@ class InceptionModule(nn.Module):
         )
         self.in_channels = in_channels
         self.out_channels = out_channels_1x1 + out_channels_3x3 + out_channels_5x5 + out_channels_pool
+        # Run-time only: the three 1x1 convolutions that read x run as one (same parameters).
+        self.fuse_1x1 = False
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fuse_1x1:
+            return self._forward_fused(x)
         branches = (self.branch1x1, self.branch3x3, self.branch5x5, self.branch_pool)
         return torch.cat([branch(x) for branch in branches], dim=1)
+
+    def _forward_fused(self, x: Tensor) -> Tensor:
+        """The same function as ``forward``: 1x1, 3x3-reduce and 5x5-reduce as one matrix product."""
+        units = (self.branch1x1, self.branch3x3[0], self.branch5x5[0])
+        weight = torch.cat([unit.conv.weight for unit in units])  # stacked output channels
+        bias = None if units[0].conv.bias is None else torch.cat([unit.conv.bias for unit in units])
+        joint = F.conv2d(x, weight, bias)
+        parts = joint.split([unit.conv.out_channels for unit in units], dim=1)
+        out1, reduced3, reduced5 = (F.relu(unit.bn(part)) for unit, part in zip(units, parts, strict=True))
+        out3 = self.branch3x3[1](reduced3)
+        out5 = self.branch5x5[1](reduced5)
+        return torch.cat([out1, out3, out5, self.branch_pool(x)], dim=1)
 
 
 class AuxClassifier(nn.Module):
@@ -347,6 +363,13 @@ class GoogLeNet(nn.Module):
         x = torch.flatten(self.avgpool(x), 1)
         logits = self.fc(self.dropout(x))
         return GoogLeNetOutputs(logits, aux1, aux2)
+
+    def fuse_1x1(self, enabled: bool = True) -> GoogLeNet:
+        """Run each module's three input 1x1 convolutions as one (parameters and state dict unchanged)."""
+        for module in self.modules():
+            if isinstance(module, InceptionModule):
+                module.fuse_1x1 = enabled
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())

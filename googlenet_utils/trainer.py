@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -30,7 +31,7 @@ from .errors import ConfigError, UserError
 from .evaluation import Predictions, predict, score
 from .loader import CIFARLoader
 from .model import combine_losses, head_losses
-from .recipe import TrainConfig, lr_factor, make_optimizer
+from .recipe import TrainConfig, lr_factor, make_optimizer, resolution_at
 from .resume import check_resume, divergence_advice
 from .run_report import epoch_line, prediction_file, run_metrics, want_progress
 from .rundir import RunDir
@@ -57,6 +58,13 @@ class Run:
 
 class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite; the last checkpoint on disk is still the last good one."""
+
+
+def shrink(images: Tensor, size: int) -> Tensor:
+    """A batch resized to ``size`` pixels, antialiased, in its own memory layout (low-resolution epochs)."""
+    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+    resized = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -201,7 +209,10 @@ class Trainer:
                    disable=not show, leave=False, dynamic_ncols=True)  # fmt: skip
         synchronize(device)
         start = time.perf_counter()
+        size = resolution_at(epoch, config.resolutions)
         for step, (images, labels) in enumerate(bar):
+            if size != images.shape[-1]:
+                images = shrink(images, size)
             outputs, losses, loss = self.train_step(images, labels, epoch * self.steps_per_epoch + step)
             first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), step, first_bad)
             logits = outputs[0] if isinstance(outputs, tuple) else outputs
@@ -226,6 +237,7 @@ class Trainer:
         }
         for name in HEADS:
             row[f"train_loss_{name}"] = sums[name] / seen if name in losses else None
+        row["resolution"] = size
         row.update(train_accuracy=sums["correct"] / seen, train_seconds=seconds, images_per_s=seen / seconds)
         return row
 
