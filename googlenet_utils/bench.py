@@ -28,7 +28,7 @@ from torchvision.datasets import CIFAR10
 from .cifar10 import CIFAR10Data, load_cifar10
 from .complexity import total_macs
 from .devices import device_name, pick_device, synchronize
-from .loader import CROP_PADDING, CIFARLoader
+from .loader import CROP_PADDING, CIFARLoader, channel_stats
 from .model import GoogLeNet, googlenet_loss
 from .recipe import choose_recipe, make_optimizer
 from .synthetic import make_synthetic_cifar10
@@ -59,6 +59,11 @@ PEAK_FLOPS = {
 def peak_flops(name: str) -> float | None:
     """The dense bf16 (or fp16) peak of a GPU by its exact name; ``None`` for a name not in the table."""
     return PEAK_FLOPS.get(name)
+
+
+def train_flops_per_image(model: torch.nn.Module, size: int = 32) -> float:
+    """FLOPs of one training image at ``size`` pixels: forward and backward, the backward about twice."""
+    return 3 * 2 * total_macs(model.train(), (1, 3, size, size))
 
 
 def _rate(
@@ -170,6 +175,10 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
     steps = args.steps or (30 if device.type == "cuda" else 5)
     with tempfile.TemporaryDirectory() as scratch:
         root, data = _dataset(args, Path(scratch))
+        # The plain loop's workers fork first, before CUDA or a compiler starts threads in this process.
+        baseline = torchvision_loader(root, batch_size, channel_stats(data.train_images))
+        plain_batches = _endless(lambda: baseline)
+        next(plain_batches)
         torch.manual_seed(0)
         model = GoogLeNet(len(data.classes), variant="cifar", width=width)
         plain_model = copy.deepcopy(model)  # same weights, default fp32 NCHW layout
@@ -201,7 +210,6 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
 
         plain_model.to(device).train()
         optimizer = make_optimizer(plain_model, config)
-        baseline = torchvision_loader(root, batch_size, trainer.train_loader.stats)
 
         def plain_step(batch) -> None:
             images, labels = (t.to(device) for t in batch)
@@ -210,9 +218,9 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
 
-        plain = _rate(_endless(lambda: baseline), plain_step, args.warmup, steps, device) * batch_size
+        plain = _rate(plain_batches, plain_step, args.warmup, steps, device) * batch_size
     best = compiled_rate or eager
-    flops_per_image = 3 * 2 * total_macs(model.train(), (1, 3, 32, 32))  # backward costs about 2x forward
+    flops_per_image = train_flops_per_image(model)
     name = device_name(device)
     peak = peak_flops(name) if device.type == "cuda" else None
     result = {

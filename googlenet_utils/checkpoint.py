@@ -81,7 +81,8 @@ def _verified_payload(path: Path, raw: bytes) -> bytes:
     if actual != expected:
         raise CheckpointError(
             f"{path} is damaged: its checksum does not match its contents (a flipped bit, a partial "
-            "copy). Delete it; a run resumes from its last intact checkpoint, or retrain."
+            "copy); nothing was loaded. No older copy is kept: restore the file from a backup, or train "
+            "again in a new --out (deleting it does not let a run resume)."
         )
     return raw
 
@@ -104,13 +105,21 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[st
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    payload = _verified_payload(path, path.read_bytes())
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({error.strerror or error}): make it readable by your user "
+            "(chmod u+r), then run the same command again"
+        ) from error
+    payload = _verified_payload(path, raw)
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as error:  # a foreign pickle, an unsupported object...
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {error}); it was not written by "
-            "googlenet_utils. Delete it or use another."
+            f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:200]}); it was not "
+            "written by googlenet_utils, and nothing in it was run. Put back the file the run wrote, or "
+            "train again in a new --out."
         ) from error
     if not isinstance(state, dict) or "model" not in state or state.get("kind") not in KINDS:
         raise CheckpointError(f"{path} is not a googlenet_utils checkpoint (no model or kind entry)")

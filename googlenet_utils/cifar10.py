@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import tempfile
@@ -45,10 +46,26 @@ IMAGE_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
 # batches.meta of a dataset this project wrote itself says where its images came from under this key.
 PROVENANCE_KEY = "provenance"
+# Words by which a stated provenance claims checked, official files: trusted only after the md5 check.
+_CLAIMS_CHECKED = re.compile(r"md5|checksum|verif|official", re.IGNORECASE)
 
 
 class DatasetError(UserError, RuntimeError):
     """The dataset is missing, corrupted or malformed; the message says which file and what to do."""
+
+
+class DatasetMissingError(DatasetError):
+    """Neither the batch folder nor the archive is there: the one problem a download solves."""
+
+
+def _unreadable(path: Path, error: OSError) -> str:
+    """The message for a file that exists but cannot be opened (permissions, a folder in its place)."""
+    reason = error.strerror or str(error)
+    if isinstance(error, PermissionError):
+        return f"cannot read {path} ({reason}): make it readable by your user (chmod a+r), then load again"
+    if isinstance(error, IsADirectoryError):
+        return f"{path} is a folder, not a file: move it away and put the CIFAR-10 file there"
+    return f"cannot read {path} ({reason}); check the disk, or copy the dataset elsewhere"
 
 
 @dataclass(frozen=True)
@@ -202,6 +219,8 @@ def _extract_archive(archive: Path, root: Path) -> None:
             )
         os.replace(unpacked, root / BATCH_FOLDER)
     except (tarfile.TarError, EOFError, OSError) as error:
+        if isinstance(error, PermissionError):
+            raise DatasetError(_unreadable(Path(error.filename or archive), error)) from error
         if is_disk_full(error):
             raise DatasetError(
                 f"disk full while unpacking {archive} into {root}: CIFAR-10 needs about 180 MB unpacked. "
@@ -242,7 +261,11 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _unpickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as file:
+        file = open(path, "rb")  # closed below: failing to open is not a damaged file
+    except OSError as error:
+        raise DatasetError(_unreadable(path, error)) from error
+    try:
+        with file:
             entry = _ArrayUnpickler(file, encoding="latin1").load()
     except Exception as error:  # truncated or foreign files fail in many different ways
         raise DatasetError(
@@ -252,6 +275,20 @@ def _unpickle(path: Path) -> dict:
     if not isinstance(entry, dict):
         raise DatasetError(f"{path} holds a {type(entry).__name__}, not the dict of a CIFAR-10 file")
     return entry
+
+
+def _is_class_number(value: Any) -> bool:
+    """A whole number that fits int64: ``True`` is not class 1, 3.7 is not 3, "cat" and None are not."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | np.integer):
+        return _INT64.min <= value <= _INT64.max
+    if isinstance(value, float | np.floating):
+        return math.isfinite(value) and float(value).is_integer() and abs(value) <= _INT64.max
+    return False
+
+
+_INT64 = np.iinfo(np.int64)
 
 
 def _read_labels(path: Path, raw: Any, count: int) -> np.ndarray:
@@ -264,17 +301,14 @@ def _read_labels(path: Path, raw: Any, count: int) -> np.ndarray:
         raise DatasetError(
             f"{path}: 'labels' has shape {labels.shape}; expected a flat list of {count} labels"
         )
-    if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            bad = labels[~np.isfinite(labels) | (labels != np.round(labels))][:3]
-            raise DatasetError(f"{path}: labels must be whole class numbers, found {bad.tolist()}")
-    elif labels.dtype.kind not in "iu" and labels.size:
-        raise DatasetError(
-            f"{path}: labels must be whole class numbers, found {labels.dtype} values "
-            f"such as {labels[:3].tolist()}"
-        )
-    if labels.size and (labels.dtype.kind == "u" and labels.max() > np.iinfo(np.int64).max):
-        raise DatasetError(f"{path}: label {labels.max()} is far outside the class range")
+    # The values as stored, one by one: a list keeps True apart from 1, which np.asarray merges.
+    if not (isinstance(raw, np.ndarray) and raw.dtype.kind in "iu" and raw.dtype != np.uint64):
+        values = raw.tolist() if isinstance(raw, np.ndarray) else list(raw)
+        bad = [(i, value) for i, value in enumerate(values) if not _is_class_number(value)]
+        if bad:
+            shown = ", ".join(f"{value!r} (label {i})" for i, value in bad[:3])
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            raise DatasetError(f"{path}: labels must be whole class numbers, found {shown}{more}")
     return labels.astype(np.int64)
 
 
@@ -317,10 +351,12 @@ def describe_source(meta: dict, first_batch: dict, verified: bool, n_train: int,
     A dataset this project wrote states its provenance in ``batches.meta``; the official files
     are known by their md5 sums; the JPEG mirror (``cifar10_mirror.py``) names its images
     ``mirror_*`` and either holds 5,000 training images out as its test set or carries the
-    10,000 official test images: the counts tell which.
+    10,000 official test images: the counts tell which. A stated provenance that claims a check
+    (md5, verified, official) is believed only when the md5 check ran: a label never claims more.
     """
-    if isinstance(meta.get(PROVENANCE_KEY), str):
-        return meta[PROVENANCE_KEY]
+    stated = meta.get(PROVENANCE_KEY)
+    if isinstance(stated, str) and (verified or not _CLAIMS_CHECKED.search(stated)):
+        return stated
     if verified:
         return "CIFAR-10 (official files, md5-verified)"
     if str((first_batch.get("filenames") or [""])[0]).startswith("mirror_"):
@@ -336,7 +372,10 @@ def describe_source(meta: dict, first_batch: dict, verified: bool, n_train: int,
 def _verify_md5(path: Path, expected: str) -> None:
     from torchvision.datasets.utils import calculate_md5
 
-    actual = calculate_md5(str(path))
+    try:
+        actual = calculate_md5(str(path))
+    except OSError as error:
+        raise DatasetError(_unreadable(path, error)) from error
     if actual != expected:
         raise DatasetError(
             f"{path} does not match the official CIFAR-10 checksum (md5 {actual}, expected "
@@ -359,6 +398,16 @@ def load_cifar10(root: str | os.PathLike, *, download: bool = False, verify: boo
         raise DatasetError(f"the data folder {root} is a file; point the data folder at a directory")
     if not folder.is_dir():
         archive = root / ARCHIVE_NAME
+        if folder.exists():
+            raise DatasetError(
+                f"{folder} is a file, not the folder of CIFAR-10 batch files: move it away, or point the "
+                "data folder elsewhere"
+            )
+        if archive.exists() and not archive.is_file():
+            raise DatasetError(
+                f"{archive} is a folder, not the CIFAR-10 archive: move it away, or point the data "
+                "folder elsewhere"
+            )
         if archive.is_file():
             if verify:
                 _verify_md5(archive, ARCHIVE_MD5)
@@ -366,7 +415,7 @@ def load_cifar10(root: str | os.PathLike, *, download: bool = False, verify: boo
         elif download:
             download_cifar10(root)
         else:
-            raise DatasetError(
+            raise DatasetMissingError(
                 f"CIFAR-10 is not in {root}: expected the folder {folder} or the archive "
                 f"{archive}. Pass download=True, download {CIFAR10_URL} into {root} by hand, or "
                 "write a synthetic stand-in with make_synthetic_cifar10(root) for offline tests."

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,11 +21,13 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .cifar10 import CIFAR10Data, load_cifar10
-from .devices import pick_device
-from .errors import UserError
-from .model import GoogLeNet
-from .recipe import RECIPES, TrainConfig, choose_recipe, field_types
+from .cifar10 import NUM_CLASSES, CIFAR10Data, DatasetError, DatasetMissingError, load_cifar10
+from .complexity import training_memory
+from .devices import free_memory, pick_device, pick_precision
+from .errors import ConfigError, UserError
+from .model import GoogLeNet, ModelConfig
+from .recipe import RECIPES, TrainConfig, choose_recipe, describe_overrides, field_types, run_name
+from .rundir import LAST, RunDir
 from .synthetic import make_synthetic_cifar10
 from .trainer import fit
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         text = f.metadata["help"]
         if f.name == "run_dir":
             settings.add_argument(
-                flag, dest="run_dir", default=None, help=f"{text} (default: runs/googlenet-RECIPE)"
+                flag, dest="run_dir", default=None, help=f"{text} (default: runs/googlenet-RECIPE[-wWIDTH][-no-aux])"
             )
         elif kind is bool or kind == (bool | None):
             settings.add_argument(
@@ -76,12 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_data(args: argparse.Namespace, small: bool, scratch: Path) -> CIFAR10Data:
     if args.synthetic:
-        make_synthetic_cifar10(scratch, n_train=1000 if small else 10_000, n_test=500 if small else 2_000)
+        try:
+            make_synthetic_cifar10(scratch, n_train=1000 if small else 10_000, n_test=500 if small else 2_000)
+        except DatasetError as error:
+            raise DatasetError(
+                f"{error}\nFrom the command line: the stand-in goes to a temporary folder; point the TMPDIR "
+                "environment variable at a folder with space."
+            ) from error
         return load_cifar10(scratch, verify=False)
     try:
         return load_cifar10(args.data_dir, download=not args.no_download, verify=not args.no_verify)
     except UserError as error:
-        hint = " Leave out --no-download to download it," if args.no_download else ""
+        missing = isinstance(error, DatasetMissingError) and args.no_download  # a download would help
+        hint = " Leave out --no-download to download it," if missing else ""
         raise type(error)(
             f"{error}\nFrom the command line:{hint} --synthetic trains on a synthetic stand-in."
         ) from error
@@ -90,32 +100,65 @@ def _load_data(args: argparse.Namespace, small: bool, scratch: Path) -> CIFAR10D
 def run(argv: list[str] | None = None) -> None:
     """Parse, choose the recipe, load the data, build the model and train (errors propagate)."""
     args = build_parser().parse_args(argv)
+    args.data_dir = os.path.expanduser(args.data_dir)  # --data-dir=~/x reaches no shell to expand it
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
         if getattr(args, f.name) is not None
     }
+    if "run_dir" in overrides:
+        overrides["run_dir"] = os.path.expanduser(overrides["run_dir"])
     context = distributed.start(overrides.get("device", "auto"))
     try:
         device = pick_device(distributed.device_for(context, overrides.get("device", "auto")))
         recipe, why = choose_recipe(args.recipe, device)
         if context is None or context.is_main:
             print(f"{why}: {recipe.summary}")
-        overrides.setdefault("run_dir", f"runs/googlenet-{recipe.name}")
+            changed = describe_overrides(recipe, overrides, args.width)
+            if changed:
+                print(f"overrides in effect: {changed}")
+        name = run_name(recipe.name, aux_logits=not args.no_aux, width=args.width)
+        overrides.setdefault("run_dir", str(Path("runs") / name))  # where notebooks 04 and 05 look
         config = recipe.config(**overrides)
-        with tempfile.TemporaryDirectory() as scratch:
-            data = _load_data(args, recipe.subset is not None, Path(scratch))
-        if recipe.subset is not None:
-            data = data.subset(*recipe.subset)
         width = args.width if args.width is not None else recipe.width
-        torch.manual_seed(config.seed)  # the model's initial weights
-        model = GoogLeNet(len(data.classes), variant="cifar", aux_logits=not args.no_aux, width=width)
         try:
+            ModelConfig(NUM_CLASSES, "cifar", width, not args.no_aux)  # a bad width: refused before the data
+            with tempfile.TemporaryDirectory() as scratch:
+                data = _load_data(args, recipe.subset is not None, Path(scratch))
+            if recipe.subset is not None:
+                data = data.subset(*recipe.subset)
+            torch.manual_seed(config.seed)  # the model's initial weights
+            model = GoogLeNet(len(data.classes), variant="cifar", aux_logits=not args.no_aux, width=width)
+            check_memory(model, config, device, context)
             fit(model, data, config, recipe=recipe.name, distributed=context)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(config.run_dir) from None  # main() names the folder to resume
+            raise KeyboardInterrupt(config.run_dir) from None  # main() says what the folder holds
     finally:
         distributed.stop(context)
+
+
+def check_memory(
+    model: GoogLeNet, config: TrainConfig, device: torch.device, context: distributed.Distributed | None
+) -> None:
+    """Refuse a run whose estimated memory exceeds what ``device`` has free, naming both and the fix."""
+    available = free_memory(device)
+    if available is None:
+        return
+    processes = context.world_size if context else 1
+    # CPU processes of one node share its memory; each GPU process has a device of its own.
+    sharing = int(os.environ.get("LOCAL_WORLD_SIZE", processes)) if device.type == "cpu" else 1
+    per_process = max(1, config.batch_size // processes)
+    precision = pick_precision(config.precision, device)
+    need = sharing * training_memory(
+        model, per_process, device_type=device.type, precision=precision, ema=config.ema
+    )
+    if need > available:
+        width, batch = model.config.width, config.batch_size
+        raise ConfigError(
+            f"width {width:g} with batches of {batch} needs about {need / 1e9:.1f} GB to train on {device} "
+            f"(an estimate), but {available / 1e9:.1f} GB is free: choose a smaller --batch-size or --width "
+            "(1.0 is the paper's network)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,14 +166,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(argv)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if _first_process_of_its_node():
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        where = stop.args[0] if stop.args else "the run directory"
-        print(
-            f"\ninterrupted: {where} keeps its last finished epoch; "
-            "run the same command with --resume to continue.",
-            file=sys.stderr,
-        )
+        print(f"\n{interrupted(stop.args[0] if stop.args else None)}", file=sys.stderr)
         return 130
     return 0
+
+
+def _first_process_of_its_node() -> bool:
+    # Under torchrun every process meets the same mistake: one message per node, not one per process.
+    return os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) == "0"
+
+
+def interrupted(run_dir: str | os.PathLike | None) -> str:
+    """What Ctrl-C left: a checkpoint to resume, a started run without one, or nothing written yet."""
+    try:
+        folder = RunDir(run_dir) if run_dir is not None else None
+        has_checkpoint = folder is not None and folder.file(LAST).is_file()
+        started = folder is not None and bool(folder.present())
+    except OSError:  # a name the file system refused: nothing was written there
+        has_checkpoint = started = False
+    if has_checkpoint:
+        return (
+            f"interrupted: {run_dir} keeps its last finished epoch; run the same command with --resume "
+            "to continue."
+        )
+    if started:
+        return (
+            f"interrupted before the first epoch finished: {run_dir} holds no checkpoint yet; run the "
+            "same command with --resume to start from the first epoch."
+        )
+    return "interrupted before training started: nothing was written; run the same command to start."

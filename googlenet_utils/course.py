@@ -29,12 +29,17 @@ import torch
 from .cifar10 import BATCH_FOLDER, CIFAR10Data, load_cifar10
 from .devices import pick_device
 from .errors import ConfigError
-from .recipe import RECIPES, Recipe, TrainConfig, choose_recipe
+from .paths import display_path, project_root  # noqa: F401 - the notebooks import them from here
+from .recipe import RECIPES, Recipe, TrainConfig, choose_recipe, run_name
 from .rundir import METRICS
 from .synthetic import make_synthetic_cifar10
 
-# The reference runs shipped under results/, by the run name notebook 04 gives a learner's run.
-REFERENCE_RUNS = {"googlenet-aux": "reference-cpu-aux", "googlenet-no-aux": "reference-cpu-no-aux"}
+# The reference runs shipped under results/, by the run name `make train` and notebook 04 give the
+# same run of a learner's (one naming scheme: recipe.run_name).
+REFERENCE_RUNS = {
+    run_name("cpu"): "reference-cpu-aux",
+    run_name("cpu", aux_logits=False): "reference-cpu-no-aux",
+}
 
 
 @dataclass(frozen=True)
@@ -55,14 +60,6 @@ class CourseSettings:
         return f"mode: {mode}; {where}; device: {self.device}; data: {data}; runs: {runs}"
 
 
-def display_path(path: Path) -> str:
-    """``path`` relative to the repository when inside it (what a reader of stored outputs can use)."""
-    try:
-        return str(Path(path).resolve().relative_to(project_root()))
-    except ValueError:
-        return str(path)
-
-
 def _flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
@@ -72,12 +69,6 @@ def _flag(name: str, default: bool) -> bool:
     if value.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be 1 or 0 (true/false), got {value!r}")
-
-
-def project_root() -> Path:
-    """The repository checkout the package runs from (a clone in Colab), else the working folder."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").is_file() and (here / "notebooks").is_dir() else Path.cwd()
 
 
 def _device(smoke: bool) -> torch.device:

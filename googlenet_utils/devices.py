@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import torch
 
@@ -119,3 +120,18 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "cuda": torch.version.cuda or "none",
     }
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes a run may still allocate on ``device``; ``None`` where that cannot be told (MPS, some OSes)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:  # Linux: what can be allocated without swapping, reclaimable caches included
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

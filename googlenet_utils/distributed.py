@@ -57,9 +57,12 @@ def start(device_preference: str) -> Distributed | None:
     if backend == "gloo" and not dist.is_gloo_available():
         raise ConfigError("gloo, the CPU backend, is missing from this PyTorch build")
     if backend == "nccl":
-        if local_rank >= torch.cuda.device_count():
+        # Checked against the node's process count, so that every process refuses alike and the
+        # first one's message is the one printed (cli.main).
+        local_world = max(int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)), local_rank + 1)
+        if local_world > torch.cuda.device_count():
             raise ConfigError(
-                f"local rank {local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
+                f"{local_world} processes on this node, but it has {torch.cuda.device_count()} GPU(s): "
                 "start at most that many processes per node (--nproc_per_node)"
             )
         torch.cuda.set_device(local_rank)

@@ -2,19 +2,21 @@
 
 Test-time augmentation (TTA) averages the logits of several views of each image: ``"flip"``
 adds the mirror image; ``"flip+translate"`` adds both of them shifted by two pixels down-right
-and up-left as well (six views).
+and up-left as well (six views). Every view is laid out in memory like the batch it came from,
+so a compiled model sees one shape and one layout and compiles once (``compile_views``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .devices import autocast_dtype
+from .devices import autocast_dtype, synchronize
 from .distributed import Distributed, gather_rows
 from .loader import CIFARLoader
 
@@ -77,7 +79,18 @@ def _translate(images: Tensor, rows: int, cols: int) -> Tensor:
     return pad[..., top : top + height, left : left + width]
 
 
+def _layout(images: Tensor) -> torch.memory_format:
+    """The memory format a batch is in: channels-last (the model's on a GPU) or the default."""
+    return (
+        torch.channels_last
+        if images.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+
+
 def _views(images: Tensor, tta: str) -> list[Tensor]:
+    """The TTA mode's views, each contiguous in the batch's layout: a compiled model then sees the
+    strides it was compiled for (a shifted view is a slice of a padded tensor, with other strides)."""
     views = [images]
     if tta in ("flip", "flip+translate"):
         views.append(images.flip(3))
@@ -85,7 +98,13 @@ def _views(images: Tensor, tta: str) -> list[Tensor]:
         for shift in (TRANSLATE, -TRANSLATE):
             moved = _translate(images, shift, shift)
             views += [moved, moved.flip(3)]
-    return views
+    layout = _layout(images)
+    return [view.contiguous(memory_format=layout) for view in views]
+
+
+def _heads(forward: Callable[[Tensor], object], view: Tensor, dtype: torch.dtype | None) -> object:
+    with torch.autocast(view.device.type, dtype=dtype, enabled=dtype is not None):
+        return forward(view)
 
 
 @torch.inference_mode()
@@ -105,10 +124,7 @@ def predict(
     """
     was_training = model.training
     model.eval()
-    if forward is None:
-        forward = getattr(model, "forward_heads", model)
-    dtype = autocast_dtype(precision)
-    device = loader.device
+    forward, dtype = _evaluation_forward(model, forward), autocast_dtype(precision)
     parts: dict[str, list[Tensor]] = {}
     indices = torch.cat(list(loader.batch_indices())) if distributed is not None else None
     try:
@@ -116,8 +132,7 @@ def predict(
             size = len(images)
             padded = _pad_batch(images, loader.local_batch_size)
             for view_index, view in enumerate(_views(padded, tta)):
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    heads = forward(view)
+                heads = _heads(forward, view, dtype)
                 main = heads[0] if isinstance(heads, tuple) else heads
                 parts.setdefault(f"view{view_index}", []).append(main[:size].float())
                 if view_index == 0 and isinstance(heads, tuple):
@@ -138,6 +153,70 @@ def predict(
     )
 
 
+@torch.inference_mode()
+def compile_views(
+    model: nn.Module,
+    loader: CIFARLoader,
+    tta_modes: Iterable[str],
+    *,
+    precision: str = "fp32",
+    forward: Callable[[Tensor], object] | None = None,
+) -> None:
+    """Run every view of every mode in ``tta_modes`` on one padded batch of ``loader``, once.
+
+    With a compiled ``forward`` this is what compiles the evaluation, before any clock starts:
+    the views share the batch's shape and layout, so later evaluations find the graph ready.
+    """
+    forward, dtype = _evaluation_forward(model, forward), autocast_dtype(precision)
+    padded = _first_batch(loader)
+    was_training = model.training
+    model.eval()
+    try:
+        for mode in dict.fromkeys(tta_modes):
+            for view in _views(padded, mode):
+                _heads(forward, view, dtype)
+    finally:
+        model.train(was_training)
+
+
+@torch.inference_mode()
+def time_views(
+    model: nn.Module,
+    loader: CIFARLoader,
+    *,
+    precision: str = "fp32",
+    forward: Callable[[Tensor], object] | None = None,
+    repeats: int = 2,
+) -> float:
+    """Seconds one view of one evaluation batch takes: ``predict`` costs that per batch and view.
+
+    One untimed call comes first: it allocates (and compiles, if ``compile_views`` has not).
+    """
+    forward, dtype = _evaluation_forward(model, forward), autocast_dtype(precision)
+    padded = _first_batch(loader)
+    was_training = model.training
+    model.eval()
+    try:
+        _heads(forward, padded, dtype)
+        synchronize(loader.device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            _heads(forward, padded, dtype)
+        synchronize(loader.device)
+    finally:
+        model.train(was_training)
+    return (time.perf_counter() - start) / repeats
+
+
+def _evaluation_forward(model: nn.Module, forward: Callable[[Tensor], object] | None) -> Callable:
+    return forward if forward is not None else getattr(model, "forward_heads", model)
+
+
+def _first_batch(loader: CIFARLoader) -> Tensor:
+    images, _ = next(iter(loader))
+    return _pad_batch(images, loader.local_batch_size)
+
+
 def evaluate(model: nn.Module, loader: CIFARLoader, **options: object) -> Metrics:
     """``score(predict(model, loader, **options))``: loss and accuracy (with ``tta``), per class too."""
     return score(predict(model, loader, **options))
@@ -147,13 +226,8 @@ def _pad_batch(images: Tensor, size: int) -> Tensor:
     """The batch followed by zero images up to ``size``, in the batch's memory layout."""
     if len(images) >= size:
         return images
-    layout = (
-        torch.channels_last
-        if images.is_contiguous(memory_format=torch.channels_last)
-        else torch.contiguous_format
-    )
     padded = torch.empty(
-        (size, *images.shape[1:]), dtype=images.dtype, device=images.device, memory_format=layout
+        (size, *images.shape[1:]), dtype=images.dtype, device=images.device, memory_format=_layout(images)
     )
     padded[len(images) :] = 0
     padded[: len(images)] = images

@@ -36,8 +36,18 @@ INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "5b": (832, 384, 192, 384, 48, 128, 128),
 }
 VARIANTS = ("imagenet", "cifar")
+# Design choices notebook 06 measures; the first of each is the paper's (and the default).
+FIVE_BY_FIVE = ("5x5", "3x3", "3x3x2")  # the "5x5" branch: paper, torchvision, Inception-v2/v3
+HEADS = ("gap", "fc")  # global average pooling (paper), or flatten the last map
+NORMS = ("batch", "lrn", "none")  # batch norm everywhere; the paper's LRN in the stem; neither
+# The widest network accepted: width 2 (41 million parameters) trained at 3.1 GB peak on a CPU (batch
+# 8, a checkpoint included); width 4 already needed 8.2 GB at batch 2, and width 16 (2.6 billion
+# parameters) would need over 40 GB. Within the limit, the command line estimates memory up front.
+MAX_WIDTH = 2.0
 # Smallest input side for which stage 4 is still 5x5, the auxiliary heads' pooling window.
 MIN_INPUT_SIZE = {"imagenet": 65, "cifar": 9}
+# Side of the last map at the nominal input (224 px, 32 px): what the "fc" head flattens.
+FLATTEN_GRID = {"imagenet": 7, "cifar": 8}
 
 
 @dataclass(frozen=True)
@@ -48,9 +58,17 @@ class ModelConfig:
     variant: str = "imagenet"
     width: float = 1.0  # multiplies every channel count; 1.0 is the paper's network
     aux_logits: bool = True
-    batch_norm: bool | None = None  # None: on for "cifar", off for "imagenet" (the paper's network)
+    batch_norm: bool | None = None  # None: as norm says, else on for "cifar", off for "imagenet" (paper)
     dropout: float = 0.4  # before the final linear layer (paper: 40%)
     aux_dropout: float = 0.7  # inside each auxiliary head (paper: 70%)
+    # Torchvision's googlenet uses 3x3 in the "5x5" branch; Inception-v2/v3 factorise 5x5 into two 3x3.
+    five_by_five: str = "5x5"
+    # False: the naive module (paper Fig. 2a) without the 1x1 reductions before the 3x3 and 5x5 kernels.
+    reduce: bool = True
+    # "fc": flatten the last map into the linear layer, the kind of head global pooling replaced.
+    head: str = "gap"
+    # None: follows batch_norm ("batch" with it, "lrn" without), so older records read the same.
+    norm: str | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -61,15 +79,29 @@ class ModelConfig:
             or self.num_classes < 1
         ):
             raise ConfigError(f"num_classes must be a positive integer, got {self.num_classes!r}")
-        if not isinstance(self.width, int | float) or not 0 < self.width <= 16:
+        if not isinstance(self.width, int | float) or not 0 < self.width <= MAX_WIDTH:
             raise ConfigError(
-                f"width must be > 0 and at most 16 (1.0 is the paper's network), got {self.width!r}"
+                f"width must be > 0 and at most {MAX_WIDTH:g} (1.0 is the paper's network; wider ones "
+                f"need more memory than an 8 GB machine has), got {self.width!r}"
             )
         for name in ("dropout", "aux_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name, allowed in (("five_by_five", FIVE_BY_FIVE), ("head", HEADS), ("norm", (*NORMS, None))):
+            if getattr(self, name) not in allowed:
+                shown = ", ".join(repr(a) for a in allowed)
+                raise ConfigError(f"{name} must be one of {shown}, got {getattr(self, name)!r}")
+        if not isinstance(self.reduce, bool):
+            raise ConfigError(f"reduce must be True or False, got {self.reduce!r}")
         if self.batch_norm is None:
-            object.__setattr__(self, "batch_norm", self.variant == "cifar")
+            default = self.variant == "cifar" if self.norm is None else self.norm == "batch"
+            object.__setattr__(self, "batch_norm", default)
+        if self.norm is None:
+            object.__setattr__(self, "norm", "batch" if self.batch_norm else "lrn")  # today's two networks
+        elif (self.norm == "batch") != self.batch_norm:
+            raise ConfigError(
+                f"norm={self.norm!r} contradicts batch_norm={self.batch_norm!r}: set only one of them"
+            )
 
     def channels(self, paper_channels: int) -> int:
         """A paper channel count scaled by ``width`` (at least one channel)."""
@@ -140,22 +172,42 @@ class InceptionModule(nn.Module):
         out_channels_pool: int,
         *,
         batch_norm: bool = False,
+        five_by_five: str = "5x5",
+        reduce: bool = True,
     ) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv2d(in_channels, out_channels_1x1, 1, batch_norm=batch_norm)
+        if five_by_five not in FIVE_BY_FIVE:
+            raise ConfigError(f"five_by_five must be one of {', '.join(FIVE_BY_FIVE)}, got {five_by_five!r}")
+
+        def conv(c_in: int, c_out: int, kernel_size: int) -> BasicConv2d:
+            return BasicConv2d(c_in, c_out, kernel_size, batch_norm=batch_norm)
+
+        # Without reductions (the naive module) the 3x3 and 5x5 kernels read every input channel.
+        # The pool branch keeps its 1x1 projection either way, so every module's output width stays
+        # the paper's: only the reductions differ (the paper's naive module, Fig. 2a, passes the
+        # pooled input through, and the widths would then grow from module to module).
+        reduced3 = out_channels_3x3_reduce if reduce else in_channels
+        reduced5 = out_channels_5x5_reduce if reduce else in_channels
+        self.branch1x1 = conv(in_channels, out_channels_1x1, 1)
         self.branch3x3 = nn.Sequential(
-            BasicConv2d(in_channels, out_channels_3x3_reduce, 1, batch_norm=batch_norm),
-            BasicConv2d(out_channels_3x3_reduce, out_channels_3x3, 3, batch_norm=batch_norm),
+            *([conv(in_channels, reduced3, 1)] if reduce else []),
+            conv(reduced3, out_channels_3x3, 3),
         )
-        self.branch5x5 = nn.Sequential(
-            BasicConv2d(in_channels, out_channels_5x5_reduce, 1, batch_norm=batch_norm),
-            # A real 5x5 kernel, as in the paper (torchvision's googlenet uses 3x3 here).
-            BasicConv2d(out_channels_5x5_reduce, out_channels_5x5, 5, batch_norm=batch_norm),
-        )
+        if five_by_five == "5x5":
+            spatial = conv(reduced5, out_channels_5x5, 5)  # a real 5x5 kernel, as in the paper
+        elif five_by_five == "3x3":
+            spatial = conv(reduced5, out_channels_5x5, 3)  # torchvision's googlenet (a known, kept bug)
+        else:
+            # Two 3x3 see a 5x5 window (Inception-v2/v3). The first keeps the reduced width (notebook
+            # 01, exercise 2); one Sequential, so that branch5x5 stays (reduction, spatial part).
+            middle = out_channels_5x5_reduce if reduce else out_channels_5x5
+            spatial = nn.Sequential(conv(reduced5, middle, 3), conv(middle, out_channels_5x5, 3))
+        self.branch5x5 = nn.Sequential(*([conv(in_channels, reduced5, 1)] if reduce else []), spatial)
         self.branch_pool = nn.Sequential(
             nn.MaxPool2d(3, stride=1, padding=1),
-            BasicConv2d(in_channels, out_channels_pool, 1, batch_norm=batch_norm),
+            conv(in_channels, out_channels_pool, 1),
         )
+        self.reduce = reduce  # the fused 1x1 path needs the reductions (GoogLeNet.fuse_1x1 checks)
         self.in_channels = in_channels
         self.out_channels = out_channels_1x1 + out_channels_3x3 + out_channels_5x5 + out_channels_pool
         # Run-time only: the three 1x1 convolutions that read x run as one (same parameters).
@@ -174,7 +226,11 @@ class InceptionModule(nn.Module):
         bias = None if units[0].conv.bias is None else torch.cat([unit.conv.bias for unit in units])
         joint = F.conv2d(x, weight, bias)
         parts = joint.split([unit.conv.out_channels for unit in units], dim=1)
-        out1, reduced3, reduced5 = (F.relu(unit.bn(part)) for unit, part in zip(units, parts, strict=True))
+        # Each slice is copied first: batch norm's backward on a channel slice of a shared tensor
+        # gave wrong gradients on the CPU (torch 2.14; tests/test_model.py compares them).
+        out1, reduced3, reduced5 = (
+            F.relu(unit.bn(part.contiguous())) for unit, part in zip(units, parts, strict=True)
+        )
         out3 = self.branch3x3[1](reduced3)
         out5 = self.branch5x5[1](reduced5)
         return torch.cat([out1, out3, out5, self.branch_pool(x)], dim=1)
@@ -234,6 +290,10 @@ class GoogLeNet(nn.Module):
         dropout: float = 0.4,
         width: float = 1.0,
         aux_dropout: float = 0.7,
+        five_by_five: str = "5x5",
+        reduce: bool = True,
+        head: str = "gap",
+        norm: str | None = None,
     ) -> None:
         super().__init__()
         config = ModelConfig(
@@ -244,16 +304,25 @@ class GoogLeNet(nn.Module):
             batch_norm=batch_norm,
             dropout=dropout,
             aux_dropout=aux_dropout,
+            five_by_five=five_by_five,
+            reduce=reduce,
+            head=head,
+            norm=norm,
         )
         self.config = config
         self.variant = variant
         self.aux_logits = aux_logits
         self.min_input_size = MIN_INPUT_SIZE[variant]
         ch, bn = config.channels, config.batch_norm
-        self.stem = self._make_stem(variant, ch, batch_norm=bn)
-        modules = {name: [ch(c) for c in row] for name, row in INCEPTION_TABLE.items()}
-        for name, (in_ch, *branch_channels) in modules.items():
-            setattr(self, f"inception{name}", InceptionModule(in_ch, *branch_channels, batch_norm=bn))
+        self.stem = self._make_stem(variant, ch, norm=config.norm)
+        module_options = {"batch_norm": bn, "five_by_five": config.five_by_five, "reduce": config.reduce}
+        # Each module reads what the one before it produces: scaling the table's "in" column instead
+        # would round differently from the previous module's four branches (width 0.1: 26 vs 25).
+        in_channels = self.stem.conv2.conv.out_channels
+        for name, (_, *branch_channels) in INCEPTION_TABLE.items():
+            module = InceptionModule(in_channels, *map(ch, branch_channels), **module_options)
+            setattr(self, f"inception{name}", module)
+            in_channels = module.out_channels
         self.pool3 = nn.MaxPool2d(3, stride=2, padding=1)  # 28 -> 14 (ImageNet), 32 -> 16 (CIFAR)
         self.pool4 = nn.MaxPool2d(3, stride=2, padding=1)  # 14 -> 7 (ImageNet), 16 -> 8 (CIFAR)
         if aux_logits:
@@ -267,9 +336,13 @@ class GoogLeNet(nn.Module):
             self.aux2 = AuxClassifier(self.inception4d.out_channels, num_classes, **aux)
         else:
             self.aux1 = self.aux2 = None
-        self.avgpool = nn.AdaptiveAvgPool2d(1)  # global average pooling instead of flatten + FC
+        # "gap": global average pooling instead of flatten + FC. "fc": the last map at its size for the
+        # nominal input, flattened; other sizes (low-resolution epochs) are resampled to it, as the
+        # auxiliary heads do.
+        grid = 1 if config.head == "gap" else FLATTEN_GRID[variant]
+        self.avgpool = nn.AdaptiveAvgPool2d(grid)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.inception5b.out_channels, num_classes)
+        self.fc = nn.Linear(self.inception5b.out_channels * grid * grid, num_classes)
         self._init_weights()
 
     @classmethod
@@ -278,13 +351,13 @@ class GoogLeNet(nn.Module):
         return cls(**config.to_dict())
 
     @staticmethod
-    def _make_stem(variant: str, ch: Callable[[int], int], *, batch_norm: bool) -> nn.Sequential:
+    def _make_stem(variant: str, ch: Callable[[int], int], *, norm: str) -> nn.Sequential:
         def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> BasicConv2d:
-            return BasicConv2d(c_in, c_out, k, stride=stride, batch_norm=batch_norm)
+            return BasicConv2d(c_in, c_out, k, stride=stride, batch_norm=norm == "batch")
 
         def lrn() -> nn.Module:
-            # With batch norm the LRN layers are dropped: BN normalises more usefully.
-            return nn.Identity() if batch_norm else _local_response_norm()
+            # LRN only for norm="lrn": with batch norm it is dropped (BN normalises more usefully).
+            return _local_response_norm() if norm == "lrn" else nn.Identity()
 
         if variant == "imagenet":
             layers = [
@@ -365,10 +438,13 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(logits, aux1, aux2)
 
     def fuse_1x1(self, enabled: bool = True) -> GoogLeNet:
-        """Run each module's three input 1x1 convolutions as one (parameters and state dict unchanged)."""
+        """Run each module's three input 1x1 convolutions as one (parameters and state dict unchanged).
+
+        Naive modules (``reduce=False``) have one 1x1 convolution only and keep their plain path.
+        """
         for module in self.modules():
             if isinstance(module, InceptionModule):
-                module.fuse_1x1 = enabled
+                module.fuse_1x1 = enabled and module.reduce
         return self
 
     def __repr__(self) -> str:

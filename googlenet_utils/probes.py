@@ -65,9 +65,22 @@ def module_input(model: GoogLeNet, module_name: str, images: Tensor) -> Tensor:
     return captured[0]
 
 
-def first_layer_filters(model: GoogLeNet) -> Tensor:
-    """The first convolution's kernels (out x 3 x k x k), each scaled to [0, 1] for display as RGB."""
+def shared_scale(weights: Tensor) -> Tensor:
+    """Kernels as RGB images in [0, 1] on one scale for all: 0.5 (grey) is a zero weight, and the
+    largest absolute weight of any kernel reaches 0 or 1, so strengths compare across kernels."""
+    weights = weights.detach().float().cpu()
+    return 0.5 + weights / (2 * weights.abs().max().clamp_min(1e-12))
+
+
+def first_layer_filters(model: GoogLeNet, one_scale: bool = True) -> Tensor:
+    """The first convolution's kernels (out x 3 x k x k) as RGB images in [0, 1].
+
+    ``one_scale`` (the default): ``shared_scale``, one scale for all kernels. Otherwise each kernel
+    is stretched from its own smallest weight (0) to its largest (1), which hides how weak it is.
+    """
     weights = model.stem.conv1.conv.weight.detach().float().cpu()
+    if one_scale:
+        return shared_scale(weights)
     low = weights.amin(dim=(1, 2, 3), keepdim=True)
     high = weights.amax(dim=(1, 2, 3), keepdim=True)
     return (weights - low) / (high - low).clamp_min(1e-12)
@@ -245,7 +258,9 @@ def class_effect(
 
 
 @torch.no_grad()
-def branch_ablation(model: nn.Module, batches: Any, module_names: list[str]) -> list[dict[str, Any]]:
+def branch_ablation(
+    model: nn.Module, batches: Any, module_names: list[str], replacement: str = "mean"
+) -> list[dict[str, Any]]:
     """Accuracy when one branch at a time carries no information about the image ("mean ablation").
 
     A first pass records the accuracy and each branch's mean output per channel (over all images
@@ -253,7 +268,13 @@ def branch_ablation(model: nn.Module, batches: Any, module_names: list[str]) -> 
     its mean, so the next layer still receives the level it was trained on but nothing specific to
     the image. Rows: module, branch, accuracy, change against the intact network and the paired
     standard error of that change. ``batches`` must be iterable several times (a loader, a list).
+
+    ``replacement="other image"`` instead gives each image the branch's output for the next image
+    of its batch (a shuffled-image ablation): the next layer then receives real, typical maps, only
+    from the wrong image, which rules out that the loss comes from an unnatural constant input.
     """
+    if replacement not in ("mean", "other image"):
+        raise ValueError(f"replacement must be 'mean' or 'other image', got {replacement!r}")
     modules = {name: getattr(model, name) for name in module_names}
     sums: dict[tuple[str, str], Tensor] = {}
     counts: dict[tuple[str, str], int] = {}
@@ -289,6 +310,8 @@ def branch_ablation(model: nn.Module, batches: Any, module_names: list[str]) -> 
                 mean = sums[name, branch] / counts[name, branch]
 
                 def replace(_m: nn.Module, _i: Any, out: Tensor, mean: Tensor = mean) -> Tensor:
+                    if replacement == "other image":
+                        return out.roll(1, dims=0)  # each image gets its neighbour's maps
                     return mean.to(out.device, out.dtype)[None, :, None, None].expand_as(out)
 
                 hook = getattr(module, branch).register_forward_hook(replace)
@@ -300,6 +323,7 @@ def branch_ablation(model: nn.Module, batches: Any, module_names: list[str]) -> 
                 rows.append({
                     "module": name.removeprefix("inception"),
                     "branch": BRANCH_LABELS[branch],
+                    "replacement": replacement,
                     "accuracy": float(ablated.double().mean()),
                     "intact accuracy": float(intact.double().mean()),
                     "change": change,
@@ -357,3 +381,170 @@ def cam_box_shares(heatmaps: Tensor, boxes: list[tuple[int, int, int, int]]) -> 
         inside.append(heat[top:bottom, left:right].sum() / heat.sum().clamp_min(1e-30))
         area.append((right - left) * (bottom - top) / (width * height))
     return torch.stack(inside), torch.tensor(area, dtype=torch.float64)
+
+
+def centre_bias_maps(count: int, height: int, width: int, sigma: float = 0.25) -> Tensor:
+    """``count`` copies of one fixed, centred Gaussian map (N x H x W, peak 1): a map that ignores the image.
+
+    Photographers centre their objects, so a map that always favours the middle already puts
+    more than the box's area inside many boxes. ``sigma`` is the Gaussian's width as a share of
+    the image side (0.25: a quarter), fixed before any map is looked at.
+    """
+    rows = (torch.arange(height, dtype=torch.float64) - (height - 1) / 2) / (sigma * height)
+    cols = (torch.arange(width, dtype=torch.float64) - (width - 1) / 2) / (sigma * width)
+    bump = torch.exp(-(rows[:, None].square() + cols[None, :].square()) / 2)
+    return bump.expand(count, height, width).clone()
+
+
+def other_image_shares(heatmaps: Tensor, boxes: list[tuple[int, int, int, int]]) -> Tensor:
+    """Per box: the mean share of the *other* images' heat maps inside it (the shuffled-image baseline).
+
+    The maps keep everything Grad-CAM does on average (its resolution, its preference for some
+    regions) but belong to other images: a map that looks at *this* object should beat them.
+    """
+    if len(heatmaps) < 2:
+        raise ValueError("the shuffled-image baseline needs at least two heat maps")
+    shares = []
+    for i, box in enumerate(boxes):
+        others = torch.cat([heatmaps[:i], heatmaps[i + 1 :]])
+        inside, _ = cam_box_shares(others, [box] * len(others))
+        shares.append(inside.mean())
+    return torch.stack(shares)
+
+
+def cam_against_baselines(heatmaps: Tensor, boxes: list[tuple[int, int, int, int]]) -> dict[str, Tensor]:
+    """Per image, the share of map mass inside its box for Grad-CAM and three maps that ignore the object.
+
+    ``uniform`` (the box's area: a flat map), ``centre`` (``centre_bias_maps``) and ``other images``
+    (``other_image_shares``). Compare Grad-CAM with the strongest of them, not with the flat map.
+    """
+    inside, area = cam_box_shares(heatmaps, boxes)
+    centre, _ = cam_box_shares(centre_bias_maps(len(boxes), *heatmaps.shape[-2:]), boxes)
+    return {
+        "Grad-CAM": inside,
+        "uniform": area,
+        "centre": centre,
+        "other images": other_image_shares(heatmaps, boxes),
+    }
+
+
+# --------------------------------------------------------------------------- what each head's gradient adds
+
+# The weight tensor whose gradient is measured in each of five layers, from the input side to 5b.
+GRADIENT_LAYERS = {
+    "conv1": "stem.conv1.conv.weight",
+    "3a": "inception3a.branch1x1.conv.weight",
+    "4a": "inception4a.branch1x1.conv.weight",
+    "4e": "inception4e.branch1x1.conv.weight",
+    "5b": "inception5b.branch1x1.conv.weight",
+}
+
+
+@dataclass
+class HeadGradients:
+    """Per layer (``GRADIENT_LAYERS`` order): the norms of the main, auxiliary and summed gradients."""
+
+    losses: dict[str, float]  # each head's cross-entropy on the batch
+    main: list[float]  # norm of the main loss's gradient
+    aux: list[float]  # norm of the gradient of aux_weight x (aux1 + aux2); 0 where none arrives
+    total: list[float]  # norm of the gradient of the whole training loss: what SGD follows
+    cosine: list[float]  # cosine between the main and auxiliary gradients (NaN where aux is 0)
+
+    def total_over_main(self) -> list[float]:
+        """How much larger the summed gradient is than the main head's alone (1: the heads add nothing)."""
+        return [t / m if m > 0 else float("nan") for t, m in zip(self.total, self.main, strict=True)]
+
+
+def head_gradients(
+    model: GoogLeNet,
+    images: Tensor,
+    labels: Tensor,
+    layers: dict[str, str] = GRADIENT_LAYERS,
+    aux_weight: float = 0.3,
+) -> HeadGradients:
+    """Each head's gradient at the named weights for one batch, from one forward pass in training mode.
+
+    The summed gradient is measured as such (its norm is not the sum of the two norms: that depends
+    on how well the main and auxiliary gradients line up, which ``cosine`` reports). Dropout is off
+    while measuring, so that two networks (with and without heads) are measured alike.
+    """
+    from .model import head_losses
+
+    was_training = model.training
+    model.train()
+    for dropout in (m for m in model.modules() if isinstance(m, nn.Dropout)):
+        dropout.eval()  # no random masks: the measurement depends on the weights and the batch only
+    try:
+        losses = head_losses(model(images), labels)
+        weights = [model.get_parameter(name) for name in layers.values()]
+        main = torch.autograd.grad(losses["main"], weights, retain_graph=True)
+        zeros = [torch.zeros_like(w) for w in weights]
+        aux = zeros
+        if "aux1" in losses:
+            weighted = aux_weight * (losses["aux1"] + losses["aux2"])
+            found = torch.autograd.grad(weighted, weights, allow_unused=True)
+            aux = [z if g is None else g for g, z in zip(found, zeros, strict=True)]
+    finally:
+        model.train(was_training)
+    total = [m + a for m, a in zip(main, aux, strict=True)]
+    cosine = [
+        float(F.cosine_similarity(m.flatten(), a.flatten(), dim=0)) if a.abs().sum() > 0 else float("nan")
+        for m, a in zip(main, aux, strict=True)
+    ]
+    return HeadGradients(
+        losses={head: loss.item() for head, loss in losses.items()},
+        main=[float(g.norm()) for g in main],
+        aux=[float(g.norm()) for g in aux],
+        total=[float(g.norm()) for g in total],
+        cosine=cosine,
+    )
+
+
+def gradients_before_and_after_training(
+    images: Tensor,
+    labels: Tensor,
+    *,
+    steps: int = 30,
+    batch_size: int = 16,
+    lr: float = 0.02,
+    width: float = 0.125,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The paper's argument on the ``cifar`` variant *without* batch norm: with and without aux heads,
+    the gradient reaching each layer at initialisation and after ``steps`` of SGD on (images, labels).
+
+    ``images`` are normalised N x 3 x 32 x 32 floats. Both networks start from the same weights (the
+    one without heads gets the other's), train on the same batches with the same settings, and are
+    measured on the same probe batch (the first ``batch_size`` images). Rows: network, when, main
+    loss, and per layer the main head's gradient norm and the summed gradient's norm.
+    """
+    from .model import combine_losses, head_losses
+
+    torch.manual_seed(seed)
+    with_aux = GoogLeNet(10, variant="cifar", width=width, batch_norm=False, aux_logits=True)
+    without = GoogLeNet(10, variant="cifar", width=width, batch_norm=False, aux_logits=False)
+    missing, _ = without.load_state_dict(with_aux.state_dict(), strict=False)  # the heads' keys are extra
+    if missing:
+        raise RuntimeError(f"the two networks differ outside the auxiliary heads: {missing}")
+    probe_images, probe_labels = images[:batch_size], labels[:batch_size]
+    rows = []
+    for name, model in (("with aux heads", with_aux), ("without aux heads", without)):
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        order = torch.Generator().manual_seed(seed)  # the same batches for both networks
+        torch.manual_seed(seed + 1)  # and the same dropout draws where the networks agree
+        for when in ("at initialisation", f"after {steps} steps"):
+            if when != "at initialisation":
+                model.train()
+                for _ in range(steps):
+                    pick = torch.randint(0, len(images), (batch_size,), generator=order)
+                    loss = combine_losses(head_losses(model(images[pick]), labels[pick]))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            measured = head_gradients(model, probe_images, probe_labels)
+            row: dict[str, Any] = {"network": name, "when": when, "main loss": measured.losses["main"]}
+            for k, layer in enumerate(GRADIENT_LAYERS):
+                row[f"{layer} main"] = measured.main[k]
+                row[f"{layer} total"] = measured.total[k]
+            rows.append(row)
+    return rows

@@ -43,6 +43,20 @@ class TrainConfig:
     """
 
     epochs: int = field(default=40, metadata=_help("passes over the training split"))
+    time_budget: float = field(
+        default=0.0,
+        metadata=_help(
+            "seconds the whole run may take, compiling and testing included (0: off): the step speed "
+            "is measured after compiling and the run gets as many epochs as fit, at most --epochs"
+        ),
+    )
+    wall_limit: float = field(
+        default=0.0,
+        metadata=_help(
+            "seconds after the start by which the run must end (0: off): it stops at the end of an epoch "
+            "when the next would not finish in time, then tests its best epoch as usual"
+        ),
+    )
     batch_size: int = field(
         default=512, metadata=_help("images per optimiser step, over all processes: keeps a GPU busy")
     )
@@ -131,6 +145,8 @@ class TrainConfig:
         _check_types(self)
         ranges = {
             "epochs": (1, 10_000),
+            "time_budget": (0.0, 1e7),
+            "wall_limit": (0.0, 1e7),
             "batch_size": (1, 65_536),
             "lr": (1e-6, 10.0),
             "warmup_epochs": (0.0, float(self.epochs)),
@@ -269,9 +285,11 @@ RECIPES: dict[str, Recipe] = {
     ),
     "best": Recipe(
         "best",
-        "highest accuracy in 15 GPU minutes: 180 epochs, cosine, Cutout 16, EMA, flip+translate TTA",
+        "highest accuracy in one 10-minute GPU call: as many epochs as fit 8 minutes (at most 180), "
+        "cosine, Cutout 16, EMA, flip+translate TTA",
         changes={
-            "epochs": 180,
+            "epochs": 180,  # an upper bound: the time budget sets the length
+            "time_budget": 480.0,  # 8 minutes, compiling included: one call, with room to start and test
             "warmup_epochs": 5.0,
             "schedule": "cosine",
             "cutout": 16,  # DeVries & Taylor (2017): 16 px suits CIFAR-10
@@ -317,6 +335,32 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = "fast"
 
 
+def run_name(recipe: str, *, aux_logits: bool = True, width: float | None = None) -> str:
+    """The one name of a run, shared by the command line and the notebooks.
+
+    ``googlenet-<recipe>``, then ``-w<width>`` when the width is not the recipe's and ``-no-aux``
+    without the auxiliary heads: ``make train`` on a CPU writes ``runs/googlenet-cpu``, which is
+    what notebooks 04 and 05 look for.
+    """
+    name = f"googlenet-{recipe}"
+    if width is not None and recipe in RECIPES and width != RECIPES[recipe].width:
+        name += f"-w{width:g}"
+    return name if aux_logits else f"{name}-no-aux"
+
+
+def describe_overrides(recipe: Recipe, overrides: dict[str, Any], width: float | None = None) -> str:
+    """``"epochs 1 (recipe: 13), width 0.25 (recipe: 0.125)"``: what differs from the recipe, or ``""``."""
+    base = recipe.config()
+    changed = [
+        f"{name.replace('_', ' ')} {value!r} (recipe: {getattr(base, name)!r})"
+        for name, value in overrides.items()
+        if name not in OPERATIONAL and value != getattr(base, name)
+    ]
+    if width is not None and width != recipe.width:
+        changed.append(f"width {width:g} (recipe: {recipe.width:g})")
+    return ", ".join(changed)
+
+
 def choose_recipe(name: str | None, device: torch.device) -> tuple[Recipe, str]:
     """The recipe to run and why: ``name`` if given, else ``fast`` on a GPU and ``cpu`` on a CPU."""
     if name not in (None, "", "auto"):
@@ -349,12 +393,13 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str) 
 
 
 def make_optimizer(
-    model: nn.Module, config: TrainConfig, device: torch.device | None = None
+    model: nn.Module, config: TrainConfig, device: torch.device | None = None, *, fused: bool | None = None
 ) -> torch.optim.SGD:
     """SGD with weight decay on conv and linear weights only (not on batch-norm scales and biases).
 
     He et al., *Bag of Tricks* (2019) apply no decay to biases and batch-norm parameters as a
     heuristic for large-batch training; the fused CUDA kernel updates all parameters in one launch.
+    ``fused`` defaults to on with CUDA (elsewhere the multi-tensor ``foreach`` kernels).
     """
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
@@ -362,14 +407,20 @@ def make_optimizer(
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    speed = {"fused": True} if device is not None and device.type == "cuda" else {"foreach": True}
+    if fused is None:
+        fused = device is not None and device.type == "cuda"
+    speed = {"fused": True} if fused else {"foreach": True}
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, **speed)
 
 
 # --------------------------------------------------------------------------- what may change on resume
 
 # Settings that do not change what a run computes: free to change when resuming.
-OPERATIONAL = {"run_dir", "resume", "progress", "device", "compile", "eval_batch_size"}
+# The time budget and the wall limit too: a resumed run keeps the length its budget chose.
+OPERATIONAL = {
+    *("run_dir", "resume", "progress", "device", "compile", "eval_batch_size"),
+    *("time_budget", "wall_limit"),
+}
 
 
 def resume_changes(saved: dict[str, Any], config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -39,18 +39,24 @@ def check_resume(
     return "; ".join(f"{k} {old} -> {new}" for k, (old, new) in allowed.items()) or None
 
 
-def divergence_advice(epoch: int, step: int, lr: float, peak_lr: float, checkpoint: Path | None) -> str:
-    """Where the loss became non-finite, and advice that resuming will accept."""
+def divergence_advice(
+    epoch: int, step: int, lr: float, peak_lr: float, checkpoint: Path | None, precision: str | None = None
+) -> str:
+    """Where the loss became non-finite, and advice that resuming will accept.
+
+    ``precision`` is the run's resolved precision: an fp32 run is not told to switch to fp32.
+    """
     where = (
         f"the training loss became non-finite at epoch {epoch + 1}, step {step + 1} (learning rate {lr:.4g})."
     )
+    fp32 = "" if precision == "fp32" else " or --precision fp32"
     if checkpoint is None:
         return where + (
             " No checkpoint was written yet. Start again in the same folder with --resume and a lower "
-            f"peak learning rate (e.g. --lr {peak_lr / 2:g}) or --precision fp32."
+            f"peak learning rate (e.g. --lr {peak_lr / 2:g}){fp32}."
         )
     return where + (
         f" {checkpoint} holds epoch {epoch}, the last good one. Continue it with --resume and "
         f"--lr {peak_lr / 2:g} (a lower peak learning rate is allowed on resume and recorded in the "
-        "history) or --precision fp32."
+        f"history){fp32}."
     )

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from .evaluation import Metrics, Predictions
+from .paths import display_path
 
 ACCURACY_TARGETS = (0.90, 0.93, 0.94, 0.95)
 
@@ -44,6 +45,20 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     return (
         f"epoch {row['epoch']:3d}/{epochs}  loss {row['train_loss']:.3f}  train {row['train_accuracy']:.3f}"
         f"{val}{aux}  lr {row['lr']:.3g}  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f} s"
+    )
+
+
+def training_log(history: list[dict[str, Any]], epochs: int | None = None) -> str:
+    """The epoch lines a run printed while it trained, replayed from its history (one per row).
+
+    A finished run that is loaded or resumed prints only "resumed ..."; this shows what training
+    looked like. ``epochs`` is the run's planned number of epochs (default: the rows it has).
+    """
+    planned = epochs if epochs is not None else len(history)
+    return "\n".join(
+        epoch_line(row, planned)
+        + (f"  (resumed with {row['resumed_with']})" if row.get("resumed_with") else "")
+        for row in history
     )
 
 
@@ -99,3 +114,9 @@ def describe_data(fingerprint: dict[str, Any] | None) -> str:
         f"{fingerprint['source']}; {fingerprint['train']:,} training + {fingerprint['test']:,} test images "
         f"(digest {fingerprint['digest']}); validation {split.get('size')} images, seed {split.get('seed')}"
     )
+
+
+def final_line(accuracy: float, plain: float, tta: str, epoch: int, path: object) -> str:
+    """The last line a run prints: its test accuracy, how it was measured, and where the run is."""
+    how = "no test-time augmentation" if tta == "none" else f"{tta} TTA; {plain:.4f} without"
+    return f"test accuracy {accuracy:.4f} ({how}) from epoch {epoch}; run saved in {display_path(path)}"

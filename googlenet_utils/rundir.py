@@ -6,6 +6,7 @@
     test_predictions.pt  test-set logits of every head (plain, mirrored, TTA) and the labels
     last.pt              everything to resume (a "training" checkpoint)
     best.pt              the best validation epoch's weights (a "weights" checkpoint)
+    best.pt.pending      an improved epoch's weights until last.pt records them (see save_epoch)
     .lock                held by the process writing the run
 
 Trainers write through ``RunDir``; analysis reads through ``load_run``.
@@ -14,6 +15,7 @@ Trainers write through ``RunDir``; analysis reads through ``load_run``.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -35,6 +37,7 @@ from .model import ModelConfig
 
 CONFIG, HISTORY, METRICS, PREDICTIONS = "config.json", "history.csv", "metrics.json", "test_predictions.pt"
 LAST, BEST, LOCK, README = "last.pt", "best.pt", ".lock", "README.md"
+PENDING_BEST = "best.pt.pending"
 RUN_FILES = (CONFIG, HISTORY, METRICS, PREDICTIONS, LAST, BEST)  # any of them marks a folder as taken
 RESULT_FILES = (HISTORY, METRICS, PREDICTIONS, BEST)  # what a run produced, never overwritten
 FORMAT = 2  # config.json's layout version
@@ -67,7 +70,7 @@ class RunDir:
     """A folder holding one training run."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = Path(os.path.expanduser(path))  # "~/runs/x" is the home folder's, never a folder "~"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -82,15 +85,21 @@ class RunDir:
     # ---- making sure it can be written
 
     def prepare(self) -> None:
-        """Create the folder, or explain why it cannot be (a file in the way, no permission)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise RunDirError(f"the run directory {self.path} is a file; choose a folder with --out")
+        """Create the folder, or explain why it cannot be (a file in the way, no permission, a long name)."""
         try:
+            if self.path.exists() and not self.path.is_dir():
+                raise RunDirError(f"the run directory {self.path} is a file; choose a folder with --out")
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                shown = f"{str(self.path)[:60]}..."
+                raise RunDirError(
+                    f"the run directory name {shown} is too long for the file system (at most 255 bytes "
+                    "per folder name); choose a shorter --out"
+                ) from error
             raise RunDirError(
                 f"cannot write to the run directory {self.path} ({error.strerror or error}); "
                 "choose a writable folder with --out"
@@ -105,7 +114,14 @@ class RunDir:
         The file itself stays behind and records the last holder; it means nothing when unlocked.
         """
         path = self.path / LOCK
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise RunDirError(
+                f"cannot open the lock file {path} ({error.strerror or error}): every run holds it while "
+                "it writes. Make it writable by your user (or delete it: it holds no data), or choose "
+                "another --out"
+            ) from error
         try:
             if not _try_lock(descriptor):
                 holder = path.read_text(errors="replace").strip() or "another process"
@@ -117,9 +133,33 @@ class RunDir:
             os.write(
                 descriptor, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode()
             )
+            self._tidy()
             yield
         finally:
             os.close(descriptor)  # closing drops the lock
+
+    def _tidy(self) -> None:
+        """What a kill left behind, put right by the lock's new holder (the only writer of these files)."""
+        for name in (*RUN_FILES, PENDING_BEST):
+            for stale in self.path.glob(f".{name}.*.tmp"):  # atomic_write's temporary files
+                if stale.is_file():
+                    stale.unlink(missing_ok=True)
+        self._settle_pending_best()
+
+    def _settle_pending_best(self) -> None:
+        """Promote best.pt.pending if last.pt records its epoch as the best, else drop it (``save_epoch``)."""
+        pending = self.path / PENDING_BEST
+        if not pending.is_file():
+            return
+        try:
+            recorded = self.load_last()["best"]["epoch"] if (self.path / LAST).is_file() else None
+            promote = recorded == load_checkpoint(pending, "weights")["epoch"]
+        except CheckpointError:
+            return  # resuming names the damaged file; the pending weights stay until it is put right
+        if promote:
+            os.replace(pending, self.path / BEST)
+        else:
+            pending.unlink()
 
     # ---- files written once per run
 
@@ -145,14 +185,33 @@ class RunDir:
         atomic_write(self.path / HISTORY, lambda file: file.write(buffer.getvalue()), "w")
 
     def read_history(self) -> list[dict[str, Any]]:
-        with open(self.path / HISTORY, newline="") as file:
-            return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(file)]
+        """``history.csv``'s rows; ``RunDirError`` naming the file when it is not a readable CSV file."""
+        path = self.path / HISTORY
+        try:
+            with open(path, newline="") as file:
+                return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(file)]
+        except (OSError, UnicodeDecodeError, csv.Error, TypeError, ValueError) as error:
+            raise RunDirError(
+                f"{path} cannot be read as the run's history ({type(error).__name__}: {error})"
+            ) from error
 
     def write_predictions(self, predictions: dict[str, Any]) -> None:
         atomic_write(self.path / PREDICTIONS, lambda file: torch.save(predictions, file))
 
     def read_predictions(self) -> dict[str, Any]:
-        return torch.load(self.path / PREDICTIONS, map_location="cpu", weights_only=True)
+        """``test_predictions.pt`` (``weights_only``: no code in the file ever runs)."""
+        path = self.path / PREDICTIONS
+        try:
+            predictions = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a foreign pickle, a damaged zip, an unreadable file
+            first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise RunDirError(
+                f"{path} cannot be read as the run's test predictions ({type(error).__name__}: "
+                f"{first_line}); nothing in it was run. The run is damaged: train it again."
+            ) from error
+        if not isinstance(predictions, dict) or "logits" not in predictions:
+            raise RunDirError(f"{path} does not hold the test predictions of a run; the run is damaged")
+        return predictions
 
     def save_last(self, state: dict[str, Any]) -> None:
         save_checkpoint(self.path / LAST, state, "training")
@@ -167,23 +226,34 @@ class RunDir:
         return load_checkpoint(self.path / BEST, "weights")
 
     def save_epoch(self, state: dict[str, Any], best: dict[str, Any] | None) -> None:
-        """One epoch's files, in the order that keeps them consistent if a kill strikes between two:
-        best.pt (if improved) before last.pt, which records it as best; history.csv, derived, last."""
+        """One epoch's files, in the order that keeps them consistent if a kill strikes between two.
+
+        An improved epoch's weights go to best.pt.pending, then last.pt (which records that epoch as
+        the best), then the pending file becomes best.pt; history.csv, derived, comes last. Killed
+        before last.pt, the run resumes from the previous last.pt (and the pending file is dropped);
+        killed after it, the next start promotes the pending file (``lock``).
+        """
         if best is not None:
-            self.save_best(best)
+            save_checkpoint(self.path / PENDING_BEST, best, "weights")
         self.save_last(state)
+        if best is not None:
+            os.replace(self.path / PENDING_BEST, self.path / BEST)
         self.write_history(state["history"])
 
     def _write_json(self, name: str, value: dict[str, Any]) -> None:
         atomic_write(self.path / name, lambda file: json.dump(value, file, indent=2), "w")
 
     def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.path / name
         try:
-            return json.loads((self.path / name).read_text())
-        except json.JSONDecodeError as error:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError) as error:  # ValueError: invalid JSON, or bytes that are not UTF-8
+            raise RunDirError(f"{path} is not valid JSON ({error}); the run is damaged") from error
+        if not isinstance(value, dict):
             raise RunDirError(
-                f"{self.path / name} is not valid JSON ({error}); the run is damaged"
-            ) from error
+                f"{path} holds a JSON {type(value).__name__}, not the object a run writes; the run is damaged"
+            )
+        return value
 
     # ---- deciding what a new start may do here
 
@@ -208,11 +278,24 @@ class RunDir:
         return "fresh"  # only config.json: a run that stopped before its first checkpoint
 
     def sync_history(self, history: list[dict[str, Any]]) -> bool:
-        """Rewrite ``history.csv`` from the checkpoint's history if it differs; True when it did."""
-        if (self.path / HISTORY).is_file() and _same_rows(self.read_history(), history):
-            return False
+        """Rewrite ``history.csv`` from the checkpoint's history if it differs or is damaged; True if so."""
+        path = self.path / HISTORY
+        _refuse_history_folder(path)
+        try:
+            if path.is_file() and _same_rows(self.read_history(), history):
+                return False
+        except RunDirError:
+            pass  # unreadable (random bytes): rewritten from the checkpoint like a stale one
         self.write_history(history)
         return True
+
+
+def _refuse_history_folder(path: Path) -> None:
+    if path.is_dir():
+        raise RunDirError(
+            f"{path} is a folder, not the run's history file: move it away, and the history is rewritten "
+            f"from {LAST} (by --resume and by load_run)"
+        )
 
 
 def _try_lock(descriptor: int) -> bool:
@@ -288,6 +371,7 @@ def load_run(run_dir: str | os.PathLike) -> RunRecord:
     """
     folder = RunDir(run_dir)
     needed = [CONFIG, HISTORY, METRICS, PREDICTIONS]
+    _refuse_history_folder(folder.file(HISTORY))
     missing = [name for name in needed if not folder.file(name).is_file()]
     if missing:
         raise RunDirError(
@@ -300,17 +384,7 @@ def load_run(run_dir: str | os.PathLike) -> RunRecord:
             f"{folder.path} was written in another run-directory format ({config.get('format')})"
         )
     metrics = folder.read_metrics()
-    history = folder.read_history()
-    if folder.file(LAST).is_file():
-        try:
-            truth = folder.load_last()["history"]
-        except CheckpointError as error:
-            warnings.warn(f"{error}; using history.csv as it is", stacklevel=2)
-        else:
-            if not _same_rows(history, truth):
-                warnings.warn(f"{folder.file(HISTORY)} was stale; rewritten from {LAST}", stacklevel=2)
-                folder.write_history(truth)
-                history = folder.read_history()
+    history = _checked_history(folder)
     if len(history) != metrics.get("epochs"):
         warnings.warn(
             f"{folder.file(HISTORY)} has {len(history)} epochs but {METRICS} records "
@@ -319,6 +393,31 @@ def load_run(run_dir: str | os.PathLike) -> RunRecord:
             stacklevel=2,
         )
     return RunRecord(folder.path, config, history, metrics, folder.read_predictions())
+
+
+def _checked_history(folder: RunDir) -> list[dict[str, Any]]:
+    """history.csv, rewritten from last.pt's history (the truth) when it is stale or damaged."""
+    try:
+        history, damage = folder.read_history(), None
+    except RunDirError as error:
+        history, damage = None, error
+    if not folder.file(LAST).is_file():
+        if damage is not None:
+            raise RunDirError(f"{damage}; without {LAST} it cannot be rebuilt: the run is damaged")
+        return history
+    try:
+        truth = folder.load_last()["history"]
+    except CheckpointError as error:
+        if damage is not None:
+            raise RunDirError(f"{damage}, and {error}") from error
+        warnings.warn(f"{error}; using history.csv as it is", stacklevel=3)
+        return history
+    if damage is None and _same_rows(history, truth):
+        return history
+    state = "stale" if damage is None else "damaged"
+    warnings.warn(f"{folder.file(HISTORY)} was {state}; rewritten from {LAST}", stacklevel=3)
+    folder.write_history(truth)
+    return folder.read_history()
 
 
 def export_run(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cifar10 import BATCH_FOLDER, META_FILE, PROVENANCE_KEY, TEST_FILES, TRAIN_FILES
+from .cifar10 import BATCH_FOLDER, META_FILE, PROVENANCE_KEY, TEST_FILES, TRAIN_FILES, DatasetError
+from .errors import is_disk_full
 
 SYNTHETIC_SOURCE = "synthetic stand-in (not CIFAR-10 images)"
 _PATTERNS = ("h-stripes", "v-stripes", "checks", "rings", "blob")
@@ -57,8 +58,17 @@ def _synthetic_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def _write_pickle(path: Path, entry: dict) -> None:
-    with open(path, "wb") as file:
-        pickle.dump(entry, file, protocol=4)  # protocol 4: what the official files and tools read
+    try:
+        with open(path, "wb") as file:
+            pickle.dump(entry, file, protocol=4)  # protocol 4: what the official files and tools read
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        path.unlink(missing_ok=True)  # no half-written batch that would later read as corrupted
+        raise DatasetError(
+            f"disk full while writing the synthetic stand-in's {path.name} into {path.parent}: it needs "
+            "about 3 KB per image; free some space there or write it elsewhere"
+        ) from error
 
 
 def make_synthetic_cifar10(

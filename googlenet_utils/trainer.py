@@ -4,12 +4,17 @@ Speed on a GPU comes from the data living on the device (``CIFARLoader``), bf16 
 channels-last tensors, ``torch.compile``, a fused optimiser, and a step that never waits for
 the device: losses are summed on the device and read once per epoch, the EMA update needs no
 host value, and checkpoints are copied to host memory and written by a background thread.
+
+Every graph is compiled before the first epoch, and with a time budget or a wall limit the
+steps are timed then too: the budget sets the number of epochs up front (the schedule needs
+it), and the wall-clock guard ends the run at an epoch boundary when the next would not fit.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,21 +27,31 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import distributed as dist_utils
+from .budget import BudgetChoice, Costs, choose_epochs, stop_now
 from .checkpoint import BackgroundWriter, CheckpointError, check_compatible, host_copy, load_weights
 from .cifar10 import CIFAR10Data, split_fingerprint, validation_indices
 from .complexity import count_parameters
 from .devices import autocast_dtype, device_name, library_versions, pick_device, pick_precision, synchronize
 from .ema import EMA
 from .errors import ConfigError, UserError
-from .evaluation import Predictions, predict, score
+from .evaluation import VIEWS, Predictions, compile_views, predict, score, time_views
 from .loader import CIFARLoader
 from .model import combine_losses, head_losses
+from .paths import display_path
 from .recipe import TrainConfig, lr_factor, make_optimizer, resolution_at
 from .resume import check_resume, divergence_advice
-from .run_report import epoch_line, prediction_file, run_metrics, want_progress
+from .run_report import epoch_line, final_line, prediction_file, run_metrics, want_progress
 from .rundir import RunDir
 
 HEADS = ("main", "aux1", "aux2")
+TIMED_STEPS = 3  # per image side, after one untimed step: milliseconds on a GPU, a few CPU seconds
+COMPILE_BACKEND = "inductor"  # torch.compile's default; the CPU tests swap in aot_eager (no C++ build)
+ProgressHook = Callable[[dict[str, Any]], None]
+
+
+def compile_options() -> dict[str, Any]:
+    """torch.compile's settings: static shapes, so each image side gets its own graph, not a dynamic one."""
+    return {"backend": COMPILE_BACKEND, "dynamic": False}
 
 
 @dataclass
@@ -83,8 +98,10 @@ class Trainer:
         *,
         recipe: str | None = None,
         distributed: dist_utils.Distributed | None = None,
+        on_epoch: ProgressHook | None = None,
     ) -> None:
         self.config, self.model, self.data, self.recipe = config, model, data, recipe
+        self.on_epoch = on_epoch
         self.dist = distributed
         self.is_main = distributed is None or distributed.is_main
         self.rundir = RunDir(config.run_dir)
@@ -125,8 +142,7 @@ class Trainer:
         model.to(self.device, memory_format=memory_format)
         self.optimizer = make_optimizer(model, config, self.device)
         self.steps_per_epoch = len(self.train_loader)
-        self.total_steps = config.epochs * self.steps_per_epoch
-        self.warmup_steps = round(config.warmup_epochs * self.steps_per_epoch)
+        self._set_config(config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.ema = EMA(model, config.ema_decay) if config.ema else None
         self.eval_model = self.ema.module if self.ema is not None else model
@@ -140,8 +156,22 @@ class Trainer:
         self.best = {"epoch": 0, "val_accuracy": -1.0}
         self.start_epoch = 0
         self.resume_note: str | None = None
+        self.costs: Costs | None = None  # measured before the first epoch when a budget or limit asks
+        self.budget: BudgetChoice | None = None
+        self.stopped: dict[str, Any] | None = None  # set when the wall-clock guard ended the run
+        self.clock = time.perf_counter()  # reset when the run starts: budget and limit count from there
 
     # ---- pieces
+
+    def _set_config(self, config: TrainConfig) -> None:
+        """Adopt ``config``, and the schedule's length that follows from its epochs."""
+        self.config = config
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.warmup_steps = round(config.warmup_epochs * self.steps_per_epoch)
+
+    def elapsed(self) -> float:
+        """Seconds since the run started (what the time budget and the wall limit count)."""
+        return time.perf_counter() - self.clock
 
     def lr_at(self, step: int, lr: float | None = None) -> float:
         factor = lr_factor(
@@ -167,34 +197,139 @@ class Trainer:
             self.ema.update()
         return outputs, {k: v.detach() for k, v in losses.items()}, loss.detach()
 
+    def _train_sizes(self) -> list[int]:
+        """Every image side the remaining epochs train at: each is compiled and timed before the clock."""
+        epochs = range(self.start_epoch, self.config.epochs)
+        return sorted({resolution_at(epoch, self.config.resolutions) for epoch in epochs})
+
+    def _snapshot(self) -> dict[str, Any]:
+        """A host copy of everything a step changes: warm-up steps are undone from it."""
+        return host_copy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+            }
+        )
+
+    def _rewind(self, saved: dict[str, Any]) -> None:
+        """Undo warm-up steps: weights, batch-norm statistics, momentum, loss scale and EMA as they were."""
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+        self.optimizer.zero_grad(set_to_none=True)
+        synchronize(self.device)
+
     def warm_up_compiled(self) -> None:
-        """Compile the training and evaluation passes before the clock starts; fall back to eager."""
+        """Compile every graph before the clock starts; fall back to eager if the compiler fails.
+
+        The graphs: the training step (forward and backward) at each image side the run trains at,
+        and the evaluation of every test-time view, so that nothing compiles during the epochs.
+        """
         if not self.compile:
             return
         start = time.perf_counter()
-        model = self.step_model.module if isinstance(self.step_model, DistributedDataParallel) else self.model
-        saved = host_copy(model.state_dict())
+        saved = self._snapshot()
         try:
-            compiled, eval_forward = (
-                torch.compile(self.step_model),
-                torch.compile(self.eval_model.forward_heads),
-            )
+            compiled = torch.compile(self.step_model, **compile_options())
+            eval_forward = torch.compile(self.eval_model.forward_heads, **compile_options())
             images, labels = next(iter(self.train_loader))
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-                loss = combine_losses(head_losses(compiled(images), labels))
-            loss.backward()  # compiles the backward graph too
-            predict(self.eval_model, self.val_loader, precision=self.precision, forward=eval_forward,
-                    distributed=self.dist)  # fmt: skip
+            for size in self._train_sizes():
+                batch = shrink(images, size) if size != images.shape[-1] else images
+                with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                    loss = combine_losses(head_losses(compiled(batch), labels))
+                loss.backward()  # compiles the backward graph too
+            compile_views(self.eval_model, self.val_loader, (self.config.val_tta, self.config.tta),
+                          precision=self.precision, forward=eval_forward)  # fmt: skip
         except Exception as error:  # any compiler failure: train eagerly rather than not at all
             print(f"torch.compile failed ({type(error).__name__}: {str(error)[:300]}); training without it.")
             self.compile = False
         else:
             self.step_model, self.eval_forward = compiled, eval_forward
         finally:
-            model.load_state_dict(saved)  # the warm-up step must leave no trace (batch-norm statistics)
-            self.optimizer.zero_grad(set_to_none=True)
-            synchronize(self.device)
+            self._rewind(saved)  # the warm-up steps must leave no trace (batch-norm statistics)
         self.compile_seconds = time.perf_counter() - start
+
+    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        while True:
+            yield from self.train_loader
+
+    def _time_steps(self, size: int, batches: Iterator[tuple[Tensor, Tensor]]) -> float:
+        """Seconds per training step at ``size`` pixels: the mean of a few, after one untimed step."""
+
+        def step() -> None:
+            images, labels = next(batches)
+            self.train_step(shrink(images, size) if size != images.shape[-1] else images, labels)
+
+        step()  # the first step at a side pays for allocation and cuDNN's choice of kernels
+        synchronize(self.device)
+        start = time.perf_counter()
+        for _ in range(TIMED_STEPS):
+            step()
+        synchronize(self.device)
+        return (time.perf_counter() - start) / TIMED_STEPS
+
+    def measure_costs(self) -> Costs:
+        """Time the step at each image side and an evaluation batch; the run is left as it was."""
+        saved = self._snapshot()
+        self.model.train()
+        try:
+            batches = self._batches()
+            steps = {size: self._time_steps(size, batches) for size in self._train_sizes()}
+            view = time_views(self.eval_model, self.val_loader, precision=self.precision,
+                              forward=self.eval_forward)  # fmt: skip
+        finally:
+            self._rewind(saved)
+        return Costs(
+            step_seconds=steps,
+            steps_per_epoch=self.steps_per_epoch,
+            validation_seconds=view * len(self.val_loader) * VIEWS[self.config.val_tta],
+            test_seconds=view * len(self.test_loader) * VIEWS[self.config.tta],
+        )
+
+    def _plan(self) -> None:
+        """Before the first epoch: time what a budget or limit needs; a new budgeted run gets its length."""
+        choose = bool(self.config.time_budget) and self.start_epoch == 0 and self.budget is None
+        if not (choose or self.config.wall_limit):
+            return  # a resumed run keeps the length it has
+        self.costs = self.measure_costs()
+        if not choose:
+            return
+        self.budget = dist_utils.share(choose_epochs(self.costs, self.config, self.elapsed()), self.dist)
+        self._set_config(self.budget.apply(self.config))
+        if self.is_main:
+            self.rundir.write_config(self._record())
+            print(self.budget.reason)
+
+    def _ends_here(self, epoch: int) -> bool:
+        """Whether (0-based) ``epoch`` is the run's last: the plan's last, or the wall-clock guard's stop."""
+        if epoch + 1 >= self.config.epochs:
+            return True
+        if not self.config.wall_limit or self.costs is None:
+            return False
+        config = self.config
+        plan = {"epochs": config.epochs, "resolutions": config.resolutions, "val_every": config.val_every}
+        stop = stop_now(self.costs, elapsed=self.elapsed(), limit=config.wall_limit, epoch=epoch, **plan)
+        if not dist_utils.share(stop, self.dist):  # every process stops after the same epoch
+            return False
+        self.stopped = {
+            "by": "wall_limit",
+            "after_epoch": epoch + 1,
+            "planned_epochs": config.epochs,
+            "limit_seconds": config.wall_limit,
+            "elapsed_seconds": self.elapsed(),
+            "reason": (
+                f"wall-clock guard: epoch {epoch + 2} and the test would end past the limit of "
+                f"{config.wall_limit:.0f} s ({self.elapsed():.0f} s gone); stopping after epoch {epoch + 1} "
+                f"of {config.epochs} and testing the best epoch"
+            ),
+        }
+        if self.is_main:
+            print(self.stopped["reason"])
+        return True
 
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         config, device = self.config, self.device
@@ -244,11 +379,12 @@ class Trainer:
     def _diverged(self, epoch: int, step: int) -> None:
         lr = self.lr_at(epoch * self.steps_per_epoch + step)
         checkpoint = None if epoch == 0 else self.rundir.file("last.pt")
-        raise NonFiniteLossError(divergence_advice(epoch, step, lr, self.config.lr, checkpoint))
+        raise NonFiniteLossError(
+            divergence_advice(epoch, step, lr, self.config.lr, checkpoint, self.precision)
+        )
 
-    def _validate(self, epoch: int, row: dict[str, Any]) -> bool:
-        """Validate if the recipe asks for it this epoch; True when this is the best epoch so far."""
-        last = epoch + 1 == self.config.epochs
+    def _validate(self, epoch: int, row: dict[str, Any], last: bool = False) -> bool:
+        """Validate if the recipe asks for it this epoch (always the run's last); True when it is the best."""
         if (epoch + 1) % self.config.val_every and not last:
             row.update(val_loss=None, val_accuracy=None, val_accuracy_aux1=None, val_accuracy_aux2=None)
             return False
@@ -280,6 +416,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "data": self.fingerprint,
             "world_size": self.dist.world_size if self.dist else 1,
+            "budget": self.budget.to_dict() if self.budget is not None else None,
         }
 
     def _checkpoint(self, writer: BackgroundWriter, epoch: int, improved: bool) -> None:
@@ -295,6 +432,9 @@ class Trainer:
     def _restore(self) -> None:
         state, path = self.rundir.load_last(), self.rundir.file("last.pt")
         check_compatible(self.model, state, f"checkpoint {path}")
+        if state.get("budget") is not None:  # the length a time budget chose stays the run's length
+            self.budget = BudgetChoice.from_dict(state["budget"])
+            self._set_config(self.budget.apply(self.config))
         note = check_resume(
             state, fingerprint=self.fingerprint, config=self.config, has_ema=self.ema is not None, path=path
         )
@@ -312,7 +452,8 @@ class Trainer:
                 if now != before
                 else ""
             )
-            print(f"resumed {self.rundir.path} after epoch {self.start_epoch}/{self.config.epochs}"
+            where = display_path(self.rundir.path)  # relative to the repository: no machine's layout
+            print(f"resumed {where} after epoch {self.start_epoch}/{self.config.epochs}"
                   f"{f' with {note}' if note else ''}{size}")  # fmt: skip
 
     # ---- the whole run
@@ -325,9 +466,39 @@ class Trainer:
             "model": self.model.config.to_dict(),
             "data": self.fingerprint,
             "normalisation": {"mean": mean, "std": std, "units": "pixel (0-255)"},
+            "time_budget": self.budget.to_dict() if self.budget is not None else None,
         }
 
+    def progress(self) -> dict[str, Any]:
+        """The run so far (after each epoch): what a report mirrors into its output folder."""
+        validated = [row for row in self.history if row.get("val_accuracy") is not None]
+        return {
+            "epochs_done": len(self.history),
+            "planned_epochs": self.config.epochs,
+            "best_epoch": self.best["epoch"] or None,
+            "best_val_accuracy": self.best["val_accuracy"] if validated else None,
+            "elapsed_seconds": self.elapsed(),
+            "time_budget": self.budget.to_dict() if self.budget is not None else None,
+            "stopped_early": self.stopped,
+            "history": [dict(row) for row in self.history],
+            "config": self._record(),
+        }
+
+    def _report(self) -> None:
+        if self.on_epoch is not None and self.is_main:
+            self.on_epoch(self.progress())
+
+    def _notes(self, epoch: int) -> str | None:
+        """What the history should say about this epoch: the budget's choice, the guard's stop."""
+        notes = []
+        if self.budget is not None and epoch == 0:
+            notes.append(f"{self.budget.epochs} epochs chosen by a {self.budget.budget_seconds:.0f} s budget")
+        if self.stopped is not None:
+            notes.append(f"stopped by the {self.config.wall_limit:.0f} s wall-clock guard")
+        return "; ".join(notes) or None
+
     def run(self) -> Run:
+        self.clock = time.perf_counter()
         dist_utils.check_same_settings(
             {"config": self.config.to_dict(), "model": self.model.config.to_dict(), "data": self.fingerprint},
             self.dist,
@@ -347,27 +518,42 @@ class Trainer:
             if plan == "resume":
                 self._restore()
                 if self.is_main and self.rundir.sync_history(self.history):
-                    print(f"rewrote {self.rundir.file('history.csv')} from last.pt (it was behind)")
+                    history = display_path(self.rundir.file("history.csv"))
+                    print(f"rewrote {history} from last.pt (it was behind)")
             elif self.config.resume and self.is_main:
-                print(f"no checkpoint in {self.rundir.path}: starting from the first epoch")
+                print(f"no checkpoint in {display_path(self.rundir.path)}: starting from the first epoch")
             if self.is_main:
                 self.rundir.write_config(self._record())
             if self.start_epoch < self.config.epochs:
                 self.warm_up_compiled()
+                self._plan()
+                self._report()
             for epoch in range(self.start_epoch, self.config.epochs):
                 row = self._train_epoch(epoch)
+                if self.costs is not None:  # the epoch's real speed replaces the warm-up's estimate
+                    self.costs = self.costs.updated(row["resolution"], row["train_seconds"], None)
+                last = self._ends_here(epoch)
                 val_start = time.perf_counter()
-                improved = self._validate(epoch, row)
-                row["seconds"] = row["train_seconds"] + time.perf_counter() - val_start
+                improved = self._validate(epoch, row, last)
+                val_seconds = time.perf_counter() - val_start
+                if self.costs is not None and row["val_accuracy"] is not None:
+                    self.costs = self.costs.updated(row["resolution"], row["train_seconds"], val_seconds)
+                row["seconds"] = row["train_seconds"] + val_seconds
                 row["elapsed_seconds"] = row["seconds"] + (
                     self.history[-1]["elapsed_seconds"] if self.history else 0.0
                 )
                 if self.resume_note:
                     row["resumed_with"], self.resume_note = self.resume_note, None
+                note = self._notes(epoch)
+                if note:
+                    row["note"] = note
                 self.history.append(row)
                 self._checkpoint(writer, epoch + 1, improved)
                 if self.is_main:
                     print(epoch_line(row, self.config.epochs))
+                self._report()
+                if last:
+                    break
             writer.wait()
             return self._finish()
 
@@ -396,15 +582,15 @@ class Trainer:
             parameters={"train": count_parameters(model), "inference": count_parameters(model, True)},
             data=data, recipe=self.recipe, width=model.config.width, device=device_name(self.device),
             processes=self.dist.world_size if self.dist else 1, precision=self.precision,
-            compiled=self.compile, versions=library_versions(),
+            compiled=self.compile, versions=library_versions(), planned_epochs=self.config.epochs,
+            time_budget=self.budget.to_dict() if self.budget is not None else None,
+            stopped_early=self.stopped,
         )  # fmt: skip
         if self.is_main:
             self.rundir.write_predictions(prediction_file(test, self.data.classes))
             self.rundir.write_metrics(result)
-            print(
-                f"test accuracy {metrics.accuracy:.4f} ({self.config.tta} TTA; {metrics.accuracy_plain:.4f} "
-                f"without) from epoch {self.best['epoch']}; run saved in {self.rundir.path}"
-            )
+            print(final_line(metrics.accuracy, metrics.accuracy_plain, self.config.tta, self.best["epoch"],
+                             self.rundir.path))  # fmt: skip
         return Run(self.rundir.path, self.history, result)
 
 
@@ -415,10 +601,13 @@ def fit(
     *,
     recipe: str | None = None,
     distributed: dist_utils.Distributed | None = None,
+    on_epoch: ProgressHook | None = None,
 ) -> Run:
     """Train ``model`` on ``data`` (selecting on a validation split), then test the best epoch once.
 
     Every epoch ends with an atomic checkpoint; ``config.resume`` continues an interrupted run.
     Afterwards ``model`` holds the best epoch's weights (with ``ema``, the EMA copy holds them).
+    ``on_epoch``, if given, gets ``Trainer.progress()`` before the first epoch and after each one.
     """
-    return Trainer(model, data, config, recipe=recipe, distributed=distributed).run()
+    trainer = Trainer(model, data, config, recipe=recipe, distributed=distributed, on_epoch=on_epoch)
+    return trainer.run()

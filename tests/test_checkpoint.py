@@ -164,3 +164,28 @@ def test_wrong_models_are_refused_and_left_untouched(tmp_path):
         torch.equal(a, b)
         for a, b in zip(rebuilt.state_dict().values(), model.state_dict().values(), strict=True)
     )
+
+
+def test_a_damaged_checkpoint_says_what_deleting_it_would_not_do(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, small_state(), "training")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="damaged") as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert "resumes from its last intact checkpoint" not in message  # no older checkpoint is kept
+    assert "No older copy is kept" in message and "new --out" in message
+
+
+def test_an_unreadable_checkpoint_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, small_state(), "training")
+
+    def refuse(self):  # chmod does not stop root, who runs CI containers
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.read_bytes", refuse)
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*last.pt \(Permission denied\)"):
+        load_checkpoint(path, "training")

@@ -143,6 +143,31 @@ def test_missing_file_is_named(small_root, tmp_path):
         load_cifar10(root, verify=False)
 
 
+def test_an_unreadable_batch_is_not_called_corrupted(small_root, tmp_path, monkeypatch):
+    root = copy_of(small_root, tmp_path)
+    trust_these_files(root, monkeypatch)  # so that with verify=True the md5 check reaches the file
+    locked = root / BATCH_FOLDER / "data_batch_4"
+
+    def no_permission(path, *args, **kwargs):  # chmod does not stop root, who runs CI containers
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(cifar10_module, "open", no_permission, raising=False)
+    monkeypatch.setattr("torchvision.datasets.utils.open", no_permission, raising=False)
+    for verify in (False, True):
+        with pytest.raises(DatasetError, match=r"cannot read .*data_batch_4 \(Permission denied\)") as error:
+            load_cifar10(root, verify=verify)
+        assert "corrupted" not in str(error.value) and "download" not in str(error.value)
+
+
+def test_an_archive_that_is_a_folder_is_named_as_such(tmp_path):
+    (tmp_path / ARCHIVE_NAME).mkdir()
+    for download in (False, True):
+        with pytest.raises(DatasetError, match=r"cifar-10-python.tar.gz is a folder, not the CIFAR-10 archive"):
+            load_cifar10(tmp_path, download=download)
+
+
 def test_missing_dataset_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetError, match=r"CIFAR-10 is not in .*download=True.*make_synthetic_cifar10"):
         load_cifar10(tmp_path)
@@ -245,6 +270,18 @@ def test_split_is_stratified_disjoint_and_seeded(small_root):
 # ---------------------------------------------------------------- provenance and subsets
 
 
+def test_a_stated_provenance_never_claims_a_check_that_did_not_run(small_root, tmp_path):
+    root = copy_of(small_root, tmp_path)
+    claim = "CIFAR-10 (official files, md5-verified)"
+    rewrite(root / BATCH_FOLDER / "batches.meta", provenance=claim)
+    source = load_cifar10(root, verify=False).source
+    assert "verified" not in source.replace("not verified", "") and "official" not in source
+    assert source.startswith("CIFAR-10 layout, md5 not verified")
+    honest = "synthetic stand-in (not CIFAR-10 images), seed 3"
+    rewrite(root / BATCH_FOLDER / "batches.meta", provenance=honest)
+    assert load_cifar10(root, verify=False).source == honest  # a claim of no check is kept as stated
+
+
 def test_the_mirror_is_described_by_what_its_test_batch_holds():
     names = {"filenames": ["mirror_00000.png"]}
     held_out = describe_source({}, names, False, 45_000, 5_000)
@@ -298,8 +335,8 @@ def rewrite(path: Path, **changes) -> None:
 @pytest.mark.parametrize(
     ("labels", "message"),
     [
-        ([0.0, 3.7, 1.0], r"whole class numbers, found \[3.7\]"),
-        (["cat", "dog", "cat"], "whole class numbers, found <U3 values"),
+        ([0.0, 3.7, 1.0], r"whole class numbers, found 3.7 \(label 1\)"),
+        (["cat", "dog", "cat"], r"whole class numbers, found 'cat' \(label 0\), 'dog' \(label 1\)"),
         ([[0], [1], [2]], r"'labels' has shape \(3, 1\)"),
         ([0, 2**70, 1], "whole class numbers"),
         ([0, 10**12, 1], r"labels range over 0..1000000000000"),
@@ -312,6 +349,19 @@ def test_bad_labels_are_refused_not_truncated(small_root, tmp_path, labels, mess
     rewrite(path, data=np.zeros((3, 3072), np.uint8), labels=labels)
     with pytest.raises(DatasetError, match=message):
         load_cifar10(root, verify=False)
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [(2**70, str(2**70)), (None, "None"), ("cat", "'cat'"), (True, "True")],
+)
+def test_a_bad_label_is_quoted_itself_not_the_first_three(small_root, tmp_path, bad, shown):
+    root = copy_of(small_root, tmp_path)
+    labels = [2, 6, 5, 1, bad, 3]  # True would silently become class 1
+    rewrite(root / BATCH_FOLDER / "data_batch_2", data=np.zeros((6, 3072), np.uint8), labels=labels)
+    with pytest.raises(DatasetError, match="whole class numbers") as error:
+        load_cifar10(root, verify=False)
+    assert f"found {shown} (label 4)" in str(error.value) and "[2, 6, 5]" not in str(error.value)
 
 
 def test_whole_float_labels_are_accepted(small_root, tmp_path):

@@ -41,3 +41,19 @@ def test_inference_parameters_leave_out_the_auxiliary_heads():
     assert count_parameters(model) == sum(p.numel() for p in model.parameters())
     assert count_parameters(model, inference=True) == count_parameters(model) - heads
     assert count_parameters(nn.Linear(3, 2), inference=True) == 8
+
+
+def test_the_memory_estimate_grows_with_the_batch_and_leaves_the_model_as_it_was():
+    from googlenet_utils.complexity import DATA_BYTES, training_memory
+
+    def estimate(model, batch, **kwargs):
+        options = {"device_type": "cpu", "precision": "fp32", **kwargs}
+        return training_memory(model, batch, **options) - DATA_BYTES
+
+    model = GoogLeNet(10, variant="cifar", width=0.25).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    empty, eight, many = estimate(model, 0), estimate(model, 8), estimate(model, 64)
+    assert 0 < empty < eight and many - empty == pytest.approx(8 * (eight - empty))
+    assert estimate(model, 64, device_type="cuda", precision="bf16") < many / 2
+    assert estimate(model, 64, ema=True) > many
+    assert model.training and all(torch.equal(state[k], v) for k, v in model.state_dict().items())

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from googlenet_utils import AuxClassifier, GoogLeNet, GoogLeNetOutputs, InceptionModule, googlenet_loss
-from googlenet_utils.model import INCEPTION_TABLE
+from googlenet_utils.model import INCEPTION_TABLE, MAX_WIDTH
 
 MODULES = list(INCEPTION_TABLE)
 # Paper Table 1 (COURSE.md section 3): output channels and feature-map side at 224x224 input.
@@ -329,3 +329,49 @@ def test_every_variant_starts_with_a_sane_loss(variant, classes, size, batch_nor
     for logits in outputs:
         loss = nn.functional.cross_entropy(logits, targets).item()
         assert loss < 2 * math.log(classes), (variant, batch_norm, loss)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_the_fused_1x1_pass_is_the_same_function_with_the_same_parameters(batch_norm):
+    torch.manual_seed(0)
+    model = GoogLeNet(10, variant="cifar", width=0.125, batch_norm=batch_norm).train()
+    keys = list(model.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(1)
+    plain = model(x)
+    plain_grads = torch.autograd.grad(sum(t.sum() for t in plain), list(model.parameters()))
+    model.fuse_1x1()
+    torch.manual_seed(1)  # the same dropout masks
+    fused = model(x)
+    fused_grads = torch.autograd.grad(sum(t.sum() for t in fused), list(model.parameters()))
+    assert list(model.state_dict()) == keys  # a run-time change: checkpoints do not see it
+    for a, b in zip(plain, fused, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(plain_grads, fused_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+    assert not any(m.fuse_1x1 for m in model.fuse_1x1(False).modules() if isinstance(m, InceptionModule))
+
+
+# ---------------------------------------------------------------- every width builds a consistent network
+
+# 40 widths evenly over [0.05, 2.0], plus those that once built inconsistent networks.
+GRID = [0.05 + k * (2.0 - 0.05) / 39 for k in range(40)]
+
+
+@pytest.mark.parametrize("width", [*GRID, 1 / 32, 0.1, 0.2, 0.3, 0.7, 1.3], ids=lambda w: f"{w:.4g}")
+def test_every_width_builds_a_network_whose_layers_fit(width):
+    model = GoogLeNet(10, variant="cifar", width=width)
+    feeds = [model.stem.conv2.conv.out_channels] + [
+        getattr(model, f"inception{name}").out_channels for name in MODULES
+    ]
+    for name, feed in zip(MODULES, feeds, strict=False):
+        assert getattr(model, f"inception{name}").in_channels == feed, name
+    with torch.no_grad():  # one image through every head: the shapes are what can go wrong
+        outputs = model.eval().forward_heads(torch.randn(1, 3, 32, 32))
+    assert [tuple(t.shape) for t in outputs] == [(1, 10)] * 3
+
+
+@pytest.mark.parametrize("width", [16, 15.99, MAX_WIDTH + 1e-9])
+def test_widths_above_the_documented_maximum_are_refused_naming_it(width):
+    with pytest.raises(ValueError, match=rf"width must be > 0 and at most {MAX_WIDTH:g} .*8 GB"):
+        GoogLeNet(10, variant="cifar", width=width)

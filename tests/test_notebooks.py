@@ -1,9 +1,13 @@
 """The notebooks' shape, storage and exercise rules (nbval, run by `make test`, executes them)."""
 
 import re
+import subprocess
+import sys
+import types
 
 import pytest
 from notebook_rules import (
+    ABSOLUTE_PATH,
     CHECKED,
     FORBIDDEN_IN_OUTPUTS,
     NOTEBOOKS,
@@ -12,6 +16,7 @@ from notebook_rules import (
     exercise_cells,
     load,
     may_store_outputs,
+    output_texts,
     source,
 )
 
@@ -23,6 +28,7 @@ EXPECTED = [
     "03_cifar10_data.ipynb",
     "04_train_googlenet.ipynb",
     "05_analyze_results.ipynb",
+    "06_design_choices.ipynb",
 ]
 COLAB_URL = "https://colab.research.google.com/github/googlenet-course/googlenet-course/blob/main/notebooks/"
 REPOSITORY = "https://github.com/googlenet-course/googlenet-course"
@@ -31,12 +37,15 @@ NEEDS_GPU = {"04_train_googlenet.ipynb"}  # only the training notebook asks Cola
 WITH_EXERCISE_CELLS = {
     "01_inception_module.ipynb",
     "02_googlenet_architecture.ipynb",
+    "03_cifar10_data.ipynb",
     "04_train_googlenet.ipynb",
+    "05_analyze_results.ipynb",
+    "06_design_choices.ipynb",
 }
 MAX_BYTES = 3_000_000
 
 
-def test_the_course_has_its_five_notebooks_in_order():
+def test_the_course_has_its_six_notebooks_in_order():
     assert [path.name for path in NOTEBOOKS] == EXPECTED
 
 
@@ -61,6 +70,25 @@ def test_outputs_are_stored_only_where_allowed(path):
         text = str(cell["outputs"]).lower()
         for word in FORBIDDEN_IN_OUTPUTS:
             assert word not in text, f"cell {index} stores output mentioning {word!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_stored_output_shows_an_absolute_path(path):
+    for index, cell in enumerate(load(path)["cells"]):
+        for text in output_texts(cell) if cell["cell_type"] == "code" else []:
+            found = ABSOLUTE_PATH.search(text)
+            shown = text[max(0, found.start() - 30) : found.end() + 30] if found else ""
+            assert found is None, (
+                f"cell {index} stores a machine's path ({shown!r}): "
+                "print it relative to the repository (googlenet_utils.paths.display_path)"
+            )
+
+
+def test_the_absolute_path_rule_catches_what_it_should():
+    for text in ("resumed /work/main/runs/x", "in /home/me/runs", "(/tmp/abc)", "C:\\Users\\me", "/root/x"):
+        assert ABSOLUTE_PATH.search(text), text
+    for text in ("runs/notebooks/googlenet-aux", "data/mirror", "results/reference-cpu-aux/best.pt", "1/5"):
+        assert ABSOLUTE_PATH.search(text) is None, text
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -94,6 +122,29 @@ def test_ready_for_colab(path):
     assert '"google.colab" in sys.modules' in source(setup) and REPOSITORY in source(setup)
     assert (notebook["metadata"].get("accelerator") == "GPU") == (path.name in NEEDS_GPU)
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_the_colab_setup_cells_are_one_and_the_same():
+    setups = {source(next(c for c in load(p)["cells"] if c["cell_type"] == "code")) for p in NOTEBOOKS}
+    assert len(setups) == 1, "the first code cell (Colab setup) differs between notebooks"
+    assert f'REPOSITORY = "{REPOSITORY}"' in setups.pop(), "one variable names the address to clone"
+
+
+def test_a_failed_colab_download_says_what_to_do(monkeypatch):
+    setup = source(next(c for c in load(NOTEBOOKS[0])["cells"] if c["cell_type"] == "code"))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    calls = []
+
+    def fail(command, **_):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 128, "", "fatal: repository not found")
+
+    monkeypatch.setattr(subprocess, "run", fail)
+    with pytest.raises(SystemExit) as stopped:
+        exec(setup, {})  # noqa: S102 - the notebooks' own setup cell
+    message = str(stopped.value)
+    assert calls and calls[0][:2] == ["git", "clone"] and REPOSITORY in calls[0]
+    assert "upload the repository" in message and "REPOSITORY" in message and "your fork" in message
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -1,12 +1,15 @@
 """The run directory: what marks it taken, its lock, its files, and reading a run back with cross-checks."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from googlenet_utils.checkpoint import save_checkpoint
 from googlenet_utils.rundir import (
     RunDir,
     RunDirError,
@@ -114,3 +117,132 @@ def test_a_shipped_run_without_last_pt_is_cross_checked_against_its_metrics(fini
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     with pytest.warns(UserWarning, match="has 3 epochs but metrics.json records 4"):
         load_run(run_dir)
+
+
+# ---------------------------------------------------------------- hostile, damaged and odd files
+
+
+def copy_of_run(finished_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run.run_dir, run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"\x00\xff" * 100])
+def test_load_run_rewrites_a_damaged_history_from_last_pt(finished_run, tmp_path, content):
+    run_dir = copy_of_run(finished_run, tmp_path)
+    good = (run_dir / "history.csv").read_text()
+    (run_dir / "history.csv").write_bytes(content)
+    with pytest.warns(UserWarning, match="history.csv was damaged; rewritten from last.pt"):
+        assert len(load_run(run_dir).history) == 3
+    assert (run_dir / "history.csv").read_text() == good
+
+
+def test_a_damaged_history_without_last_pt_or_a_history_folder_is_named(finished_run, tmp_path):
+    run_dir = copy_of_run(finished_run, tmp_path)
+    (run_dir / "last.pt").unlink()
+    (run_dir / "history.csv").write_bytes(bytes(range(256)))
+    with pytest.raises(RunDirError, match=r"history.csv cannot be read as the run's history .*damaged"):
+        load_run(run_dir)
+    (run_dir / "history.csv").unlink()
+    (run_dir / "history.csv").mkdir()
+    with pytest.raises(RunDirError, match=r"history.csv is a folder, not the run's history file: move it"):
+        load_run(run_dir)
+    with pytest.raises(RunDirError, match=r"history.csv is a folder"):
+        RunDir(run_dir).sync_history([{"epoch": 1}])
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "3"])
+def test_json_that_is_not_an_object_names_the_file(finished_run, tmp_path, content):
+    run_dir = copy_of_run(finished_run, tmp_path)
+    (run_dir / "metrics.json").write_text(content)
+    with pytest.raises(RunDirError, match=r"metrics.json holds a JSON \w+, not the object a run writes"):
+        load_run(run_dir)
+    (run_dir / "metrics.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(RunDirError, match=r"metrics.json is not valid JSON"):
+        load_run(run_dir)
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_test_predictions_with_a_pickle_payload_are_refused_without_running_it(finished_run, tmp_path):
+    run_dir = copy_of_run(finished_run, tmp_path)
+    marker = tmp_path / "ran"
+    torch.save({"logits": Payload(marker)}, run_dir / "test_predictions.pt")
+    with pytest.raises(RunDirError, match=r"test_predictions.pt cannot be read as the run's test predictions"):
+        load_run(run_dir)
+    assert not marker.exists()
+    torch.save([1, 2], run_dir / "test_predictions.pt")
+    with pytest.raises(RunDirError, match=r"test_predictions.pt does not hold the test predictions"):
+        load_run(run_dir)
+
+
+def test_a_run_directory_name_too_long_for_the_file_system_is_explained(tmp_path):
+    with pytest.raises(RunDirError, match=r"name .*\.\.\. is too long for the file system.*shorter --out"):
+        RunDir(tmp_path / ("x" * 300)).prepare()
+
+
+def test_a_home_folder_tilde_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert RunDir("~/runs/x").path == tmp_path / "runs" / "x"
+
+
+def test_a_lock_file_that_cannot_be_opened_is_explained(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):  # chmod does not stop root, who runs CI containers
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("googlenet_utils.rundir.os.open", refuse)
+    with pytest.raises(RunDirError, match=r"cannot open the lock file .*\.lock \(Permission denied\)"):
+        with RunDir(tmp_path).lock():
+            pass
+
+
+def test_the_lock_holder_removes_stale_temporary_files_of_its_own_naming_only(tmp_path):
+    ours = [".last.pt.k2j3h4g5.tmp", ".best.pt.abc_1234.tmp", ".metrics.json.x.tmp", "..best.pt.pending.q.tmp"]
+    theirs = ["notes.tmp", ".last.pt.backup", "last.pt.copy.tmp", ".unrelated.x.tmp"]
+    for name in ours + theirs:
+        (tmp_path / name).write_bytes(b"x" * 100)
+    with RunDir(tmp_path).lock():
+        left = {p.name for p in tmp_path.iterdir()}
+    assert left == {*theirs, ".lock"}
+
+
+def weights_of_epoch(epoch: int) -> dict:
+    return {"model": {"w": torch.full((3,), float(epoch))}, "epoch": epoch, "val_accuracy": 0.5}
+
+
+def training_state(epoch: int, best_epoch: int) -> dict:
+    return {"model": {}, "epoch": epoch, "history": [], "best": {"epoch": best_epoch, "val_accuracy": 0.5}}
+
+
+def test_a_pending_best_is_promoted_when_last_pt_records_it(tmp_path):
+    run = RunDir(tmp_path)
+    save_checkpoint(tmp_path / "best.pt", weights_of_epoch(1), "weights")
+    save_checkpoint(tmp_path / "best.pt.pending", weights_of_epoch(2), "weights")
+    run.save_last(training_state(epoch=2, best_epoch=2))  # killed after last.pt, before the rename
+    with run.lock():
+        assert run.load_best()["epoch"] == 2 and not (tmp_path / "best.pt.pending").exists()
+
+
+@pytest.mark.parametrize("last_epoch", [None, 1])
+def test_a_pending_best_that_last_pt_never_recorded_is_dropped(tmp_path, last_epoch):
+    run = RunDir(tmp_path)
+    save_checkpoint(tmp_path / "best.pt.pending", weights_of_epoch(2), "weights")
+    if last_epoch is not None:
+        save_checkpoint(tmp_path / "best.pt", weights_of_epoch(1), "weights")
+        run.save_last(training_state(epoch=last_epoch, best_epoch=1))  # killed before last.pt of epoch 2
+    with run.lock():
+        assert not (tmp_path / "best.pt.pending").exists()
+    assert run.present() == ([] if last_epoch is None else ["last.pt", "best.pt"])
+    if last_epoch is not None:
+        assert run.load_best()["epoch"] == 1

@@ -42,3 +42,24 @@ def test_provenance_is_written_into_the_files_and_read_back(tmp_path):
         path.write_bytes(pickle.dumps(entry))
     source = load_cifar10(tmp_path, verify=False).source
     assert source == meta[PROVENANCE_KEY] and "50 training + 20 test" in source
+
+
+def test_a_full_disk_says_disk_full_and_leaves_no_half_written_batch(tmp_path, monkeypatch):
+    import pytest
+
+    from googlenet_utils import synthetic
+    from googlenet_utils.cifar10 import DatasetError
+
+    real_dump, calls = pickle.dump, {"n": 0}
+
+    def fill_up(entry, file, protocol=None):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third batch meets a full disk, half written
+            file.write(b"half a pickle")
+            raise OSError(28, "No space left on device")
+        real_dump(entry, file, protocol=protocol)
+
+    monkeypatch.setattr(synthetic.pickle, "dump", fill_up)
+    with pytest.raises(DatasetError, match=r"disk full while writing the synthetic stand-in's data_batch_3"):
+        make_synthetic_cifar10(tmp_path, n_train=50, n_test=10)
+    assert not (tmp_path / BATCH_FOLDER / "data_batch_3").exists()

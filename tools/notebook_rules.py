@@ -12,6 +12,7 @@ then a ``# SOLUTION`` cell (collapsed; it runs only while the skeleton is unfill
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -19,6 +20,10 @@ CHECKED = "# NBVAL_CHECK_OUTPUT"
 REAL_RUN = "# REAL RUN OUTPUT:"
 YOUR_TURN, SOLUTION, CHECK = "# YOUR TURN", "# SOLUTION", "# CHECK"
 FORBIDDEN_IN_OUTPUTS = ("synthetic", "smoke", "/tmp/", "googlenet-smoke-")
+# A machine's own path in an output: a reader's machine has none of it (relative paths are fine).
+ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~-])(?:/(?:work|home|tmp|root|Users|mnt|opt|srv|var|private|content)/|[A-Za-z]:\\)"
+)
 
 
 def source(cell: dict) -> str:
@@ -52,6 +57,19 @@ def exercise_cells(cells: list[dict]) -> list[tuple[int, dict, dict | None, dict
             check = next((c for c in after[1:2] if body(c).startswith(CHECK)), None)
             found.append((index, cell, solution, check))
     return found
+
+
+def output_texts(cell: dict) -> list[str]:
+    """What a code cell's stored outputs show as text (streams, text and HTML, tracebacks; not images)."""
+    texts = []
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            texts.append("".join(output["text"]))
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/"):
+                texts.append("".join(value) if isinstance(value, list) else value)
+        texts.extend(output.get("traceback", []))
+    return texts
 
 
 def load(path: Path) -> dict:

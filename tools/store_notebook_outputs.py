@@ -3,14 +3,18 @@
     make notebook-outputs        smoke mode: refresh the checked cells; keep stored real-run outputs
     make notebook-outputs-real   full mode on the JPEG mirror: store every output, labelled
 
-or ``python tools/store_notebook_outputs.py [--real] notebooks/02_*.ipynb``.
+or ``python tools/store_notebook_outputs.py [--real [--changed]] notebooks/02_*.ipynb``: with
+``--changed``, a full-mode run stores real outputs only for the cells whose code changed since their
+output was stored (or that have none), and keeps every other stored output as it is.
 
 In ``--real`` mode notebooks 03-05 read the JPEG mirror (``data/mirror``); notebook 04 works in
 ``runs/notebooks/``, where the finished reference runs of ``runs/reference/`` are copied first
 so that it re-tests them instead of training for an hour; notebook 05 is given an empty run
 folder, so that it analyses the reference runs shipped under ``results/``, as a learner without
-a run of their own sees them. Each stored cell's first line names the data and device, and its
-metadata records a hash of its code: change the code and the tests ask for a refresh.
+a run of their own sees them; notebook 06 reads the sweep shipped under ``results/sweeps/ablation/``
+and is labelled with that sweep's data and machines. Each stored cell's first line names the data
+and device, and its metadata records a hash of its code: change the code and the tests ask for a
+refresh.
 """
 
 import argparse
@@ -30,6 +34,8 @@ from notebook_rules import CHECKED, NOTEBOOKS, REAL_RUN, body, body_hash, may_st
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT / "data" / "mirror"
 NEEDS_DATA = ("03_", "04_", "05_")
+READS_SWEEP = "06_"  # reads the shipped sweep: its runs say which data and which machine made them
+SWEEP = ROOT / "results" / "sweeps" / "ablation"
 
 
 def _commit() -> str:
@@ -37,16 +43,18 @@ def _commit() -> str:
     return found.stdout.strip() or "unknown"
 
 
-def _real_environment(path: Path) -> tuple[dict[str, str], str, str]:
+def _real_environment(path: Path, mirror: Path = MIRROR) -> tuple[dict[str, str], str, str]:
     """Environment variables for a full-mode run of ``path``, and how to label its data and device."""
     from googlenet_utils.cifar10 import load_cifar10
     from googlenet_utils.devices import device_name, pick_device
 
-    env = {"GOOGLENET_SMOKE": "0", "GOOGLENET_DATA_DIR": str(MIRROR), "GOOGLENET_VERIFY": "0"}
+    env = {"GOOGLENET_SMOKE": "0", "GOOGLENET_DATA_DIR": str(mirror), "GOOGLENET_VERIFY": "0"}
     device = device_name(pick_device("auto"))
+    if path.name.startswith(READS_SWEEP):
+        return env, *_sweep_label(device)
     if not path.name.startswith(NEEDS_DATA):
         return env, "none (the architecture alone)", device
-    data = load_cifar10(MIRROR, verify=False).source
+    data = load_cifar10(mirror, verify=False).source
     runs = ROOT / "runs" / "notebooks"
     if path.name.startswith("04_"):
         reference = ROOT / "runs" / "reference"
@@ -65,6 +73,19 @@ def _real_environment(path: Path) -> tuple[dict[str, str], str, str]:
     return env, data, device
 
 
+def _sweep_label(device: str) -> tuple[str, str]:
+    """The shipped sweep's data, and this machine plus the machines that trained the sweep."""
+    from googlenet_utils.sweep_results import read_sweep
+
+    runs = read_sweep(SWEEP)
+    if not runs:
+        raise SystemExit(f"{SWEEP.relative_to(ROOT)} holds no finished run: run the sweep first")
+    trained = "; ".join(sorted({run.device for run in runs}))
+    return "; ".join(
+        sorted({run.source for run in runs})
+    ), f"{device}; runs: the shipped sweep, trained on {trained}"
+
+
 def _execute(notebook, path: Path, env: dict[str, str]) -> None:
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -80,7 +101,24 @@ def _execute(notebook, path: Path, env: dict[str, str]) -> None:
                 os.environ[key] = value
 
 
-def refresh(path: Path, real: bool) -> None:
+def _unchanged(stored: dict, cell) -> bool:
+    """A stored real-run output of exactly this code (its recorded hash still matches)."""
+    old = stored.get(body(cell))
+    return old is not None and old.metadata.get("real_run", {}).get("source_hash") == body_hash(old)
+
+
+def _keep(cell, old) -> None:
+    cell.source, cell.outputs, cell.metadata = old.source, old.outputs, old.metadata
+    cell.execution_count = old.execution_count
+
+
+def refresh(
+    path: Path,
+    real: bool,
+    changed_only: bool = False,
+    also: frozenset[int] = frozenset(),
+    mirror: Path = MIRROR,
+) -> None:
     original = nbformat.read(path, as_version=4)
     stored = {
         body(cell): cell
@@ -92,18 +130,21 @@ def refresh(path: Path, real: bool) -> None:
         if cell.cell_type == "code":
             cell.source = body(cell)
     if real:
-        env, data, device = _real_environment(path)
+        env, data, device = _real_environment(path, mirror)
     else:
         env, data, device = {"GOOGLENET_SMOKE": "1"}, "", ""
     _execute(notebook, path, env)
     kept = 0
-    for cell in notebook.cells:
+    for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
         cell.metadata.pop("execution", None)
         cell.metadata.pop("real_run", None)
         if source(cell).startswith(CHECKED):
             kept += 1  # nbval wants the execution count of a cell that has outputs
+        elif real and changed_only and index not in also and _unchanged(stored, cell):
+            _keep(cell, stored[body(cell)])  # unchanged code: its stored output stays
+            kept += 1
         elif real and cell.outputs:
             short = data.split(":")[0]  # the full description is in the metadata
             cell.source = f"{REAL_RUN} data: {short}; device: {device}\n{cell.source}"
@@ -112,15 +153,8 @@ def refresh(path: Path, real: bool) -> None:
                 "date": datetime.date.today().isoformat(),
             }  # fmt: skip
             kept += 1
-        elif (
-            not real
-            and body(cell) in stored
-            and stored[body(cell)].metadata.get("real_run", {}).get("source_hash")
-            == body_hash(stored[body(cell)])
-        ):
-            old = stored[body(cell)]  # unchanged code: keep its real-run output and label
-            cell.source, cell.outputs, cell.metadata = old.source, old.outputs, old.metadata
-            cell.execution_count = old.execution_count
+        elif not real and _unchanged(stored, cell):
+            _keep(cell, stored[body(cell)])  # unchanged code: keep its real-run output and label
             kept += 1
         else:
             cell.outputs, cell.execution_count = [], None
@@ -136,10 +170,28 @@ def main() -> None:
     parser.add_argument(
         "--real", action="store_true", help="full mode on the JPEG mirror; store every output"
     )
+    parser.add_argument(
+        "--changed", action="store_true", help="with --real: store only the cells whose code changed"
+    )
+    parser.add_argument(
+        "--also",
+        default="",
+        help="with --changed: cell numbers (from 0) to store anew although their code is the same, "
+        "because the package code they call changed; e.g. 20,26",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=MIRROR,
+        help="with --real: the JPEG mirror to read (default: data/mirror), e.g. the shipped runs' one",
+    )
     parser.add_argument("notebooks", nargs="*", help="default: all of them")
     args = parser.parse_args()
+    also = frozenset(int(n) for n in args.also.split(",") if n.strip())
+    if args.changed and not args.real:
+        parser.error("--changed goes with --real (smoke mode always keeps unchanged real outputs)")
     for name in args.notebooks or [str(p) for p in NOTEBOOKS]:
-        refresh(Path(name).resolve(), args.real)
+        refresh(Path(name).resolve(), args.real, args.changed, also, args.data_dir.resolve())
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 None of them calls ``plt.show()`` or touches pyplot's global state: a notebook displays the
 returned figure (once), a script saves it with ``fig.savefig``. One module per subject:
-``data`` (notebook 03), ``architecture`` (01, 02), ``training`` (04, 05), ``inside`` (05).
+``data`` (notebook 03), ``architecture`` (01, 02), ``training`` (04, 05), ``inside`` (05),
+``design`` (06).
 """
 
 from .architecture import draw_inception_module, plot_branch_shares, plot_cost_comparison, plot_gradient_norms
 from .common import HEAD_COLOURS
 from .data import plot_augmentations, plot_channel_histograms, plot_class_counts, plot_image_grid
+from .design import plot_design_choice
 from .inside import (
     plot_branch_ablation,
     plot_branch_energy,
@@ -37,6 +39,7 @@ __all__ = [
     "plot_class_counts",
     "plot_confusion",
     "plot_cost_comparison",
+    "plot_design_choice",
     "plot_feature_maps",
     "plot_filter_structure",
     "plot_filters",

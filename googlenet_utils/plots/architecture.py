@@ -107,19 +107,28 @@ def plot_cost_comparison(
 def plot_gradient_norms(norms: dict[str, dict[str, Sequence[float]]], layers: Sequence[str]) -> Figure:
     """Gradient norm the main head and the auxiliary heads send to each layer; one panel per case.
 
-    ``norms[case]`` maps ``"main"`` and ``"aux"`` to one norm per entry of ``layers`` (input side
-    first). All panels share one log-scale axis, so bars compare across panels. A zero (a layer
-    the auxiliary heads cannot reach) has no place on a log axis: it is written as "0" instead.
+    ``norms[case]`` maps ``"main"`` and ``"aux"`` (and, if given, ``"total"``: the gradient of the
+    whole training loss, measured as such) to one norm per entry of ``layers`` (input side first).
+    All panels share one log-scale axis, so bars compare across panels. A zero (a layer the
+    auxiliary heads cannot reach) has no place on a log axis: it is written as "0" instead.
     """
     fig, axes = _subplots(1, len(norms), figsize=(4.3 * len(norms) + 0.7, 3.8), sharey=True, squeeze=False)
     positions = np.arange(len(layers))
-    heads = {"main": ("main head", HEAD_COLOURS["main"], -0.2), "aux": ("aux heads, 0.3 x their losses",
-             HEAD_COLOURS["aux1"], 0.2)}  # fmt: skip
+    with_total = all("total" in values for values in norms.values())
+    width = 0.27 if with_total else 0.4
+    heads = {
+        "main": ("main head", HEAD_COLOURS["main"]),
+        "aux": ("aux heads, 0.3 x their losses", HEAD_COLOURS["aux1"]),
+    }
+    if with_total:
+        heads["total"] = ("all heads together (what SGD follows)", "tab:grey")
+    offsets = dict(zip(heads, (np.arange(len(heads)) - (len(heads) - 1) / 2) * width, strict=True))
     for ax, (case, values) in zip(axes[0], norms.items(), strict=True):
-        for head, (label, colour, offset) in heads.items():
+        for head, (label, colour) in heads.items():
+            offset = offsets[head]
             heights = np.asarray(values[head], dtype=float)
             drawn = heights > 0
-            ax.bar(positions[drawn] + offset, heights[drawn], 0.4, label=label, color=colour)
+            ax.bar(positions[drawn] + offset, heights[drawn], width, label=label, color=colour)
             for position in positions[~drawn]:
                 ax.annotate("0", (position + offset, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
                             textcoords="offset points", ha="center", fontsize=9, color=colour)  # fmt: skip
@@ -139,7 +148,7 @@ def plot_gradient_norms(norms: dict[str, dict[str, Sequence[float]]], layers: Se
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_ylabel("gradient norm (log scale)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=len(heads), frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 

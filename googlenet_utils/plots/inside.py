@@ -47,27 +47,37 @@ def plot_feature_maps(maps: dict[str, Tensor], image: Tensor | None = None, chan
     return fig
 
 
-def plot_filters(filters: Tensor, columns: int | None = None, notes: Sequence[str] | None = None) -> Figure:
-    """First-layer kernels as enlarged RGB images in a near-square grid (each scaled to its own range).
+def plot_filters(
+    filters: Tensor,
+    columns: int | None = None,
+    notes: Sequence[str] | None = None,
+    one_scale: bool = True,
+    title: str = "",
+) -> Figure:
+    """First-layer kernels as enlarged RGB images in a near-square grid.
 
-    ``notes`` (one short text per kernel, e.g. a measured value) replaces the kernel number above it.
+    ``filters`` in [0, 1], as ``probes.first_layer_filters`` returns them: with ``one_scale`` (its
+    default) grey is a zero weight and the strongest weight of all kernels is fully saturated, so a
+    faint kernel looks faint. ``notes`` (one short text per kernel) replaces the kernel number.
     """
     count, size = len(filters), filters.shape[-1]
     columns = columns or int(np.ceil(np.sqrt(count)))
     rows = -(-count // columns)
-    cell = 1.05 if count <= 16 else 0.8
-    fig = Figure(figsize=(columns * cell + 0.4, rows * (cell + 0.2) + 0.7), layout="constrained")
+    cell = 1.45 if notes is not None else (1.05 if count <= 16 else 0.8)
+    fig = Figure(figsize=(columns * cell + 0.4, rows * (cell + 0.35) + 1.0), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, kernel) in enumerate(zip(axes.flat, filters, strict=False)):
         ax.imshow(_image(kernel), interpolation="nearest")  # nearest: each weight stays one square
-        ax.set_title(notes[k] if notes is not None else f"#{k}", fontsize=7)
-    fig.suptitle(
-        f"The {count} first-layer filters ({size}x{size} weights per colour channel, shown as RGB;\n"
-        "each stretched from its smallest weight, black, to its largest, white)",
-        fontsize=9,
+        ax.set_title(notes[k] if notes is not None else f"#{k}", fontsize=9)
+    scale = (
+        "one scale for all: grey = 0, the strongest weight of any filter saturated"
+        if one_scale
+        else "each stretched from its smallest weight, black, to its largest, white"
     )
+    heading = title or f"The {count} first-layer filters"
+    fig.suptitle(f"{heading} ({size}x{size} weights per colour, as RGB;\n{scale})", fontsize=10)
     return fig
 
 
@@ -76,7 +86,7 @@ def plot_grad_cam(
     heatmaps: Tensor,
     titles: Sequence[str],
     boxes: Sequence[tuple[int, int, int, int]] | None = None,
-    columns: int = 8,
+    columns: int = 4,
 ) -> Figure:
     """Each image (top) above its Grad-CAM heat map overlaid on it (bottom), with a colour bar.
 
@@ -89,7 +99,8 @@ def plot_grad_cam(
     count = len(images)
     columns = max(1, min(columns, count))
     blocks = -(-count // columns)
-    fig = Figure(figsize=(1.6 * columns + 1.3, 3.5 * blocks + 0.6), layout="constrained")
+    lines = max((title.count("\n") + 1 for title in titles), default=1)
+    fig = Figure(figsize=(2.2 * columns + 1.3, (4.0 + 0.3 * lines) * blocks + 0.6), layout="constrained")
     axes = fig.subplots(2 * blocks, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -97,7 +108,7 @@ def plot_grad_cam(
         block, col = divmod(k, columns)
         plain, overlay = axes[2 * block, col], axes[2 * block + 1, col]
         plain.imshow(_image(images[k]))
-        plain.set_title(titles[k], fontsize=7)
+        plain.set_title(titles[k], fontsize=9)
         overlay.imshow(_image(images[k]))
         overlay.imshow(heatmaps[k].cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
         if boxes is not None:
@@ -112,7 +123,7 @@ def plot_grad_cam(
     colourbar = fig.colorbar(scale, ax=axes, shrink=0.8)
     colourbar.set_label("evidence for the class (1 = the map's peak)")
     extra = "; magenta: the object's box" if boxes is not None else ""
-    fig.suptitle(f"Where the last Inception module finds evidence (Grad-CAM, red = most){extra}", fontsize=10)
+    fig.suptitle(f"Where the last Inception module finds evidence (Grad-CAM, red = most){extra}", fontsize=11)
     return fig
 
 
@@ -121,41 +132,46 @@ def plot_branch_energy(
     classes: Sequence[str],
     channel_shares: dict[str, Sequence[float]] | None = None,
 ) -> Figure:
-    """Per module, each branch's share of the activation energy (rows: true classes; columns: branches).
+    """Per module, how far each class's share of the activation energy is from the branch's mean share.
 
-    ``shares[module]`` is classes x 4 (branches in ``BRANCH_LABELS`` order). The numbers are the
-    shares; the colour is how far a class is from the branch's mean over classes, in percentage
-    points, so that differences between classes stand out. ``channel_shares`` (each branch's share
-    of the module's channels) is written under each column for comparison.
+    ``shares[module]`` is classes x 4 (branches in ``BRANCH_LABELS`` order). Each cell prints, and
+    its colour encodes, the same number: the class's share minus the branch's mean over classes, in
+    percentage points. Under each column: the branch's mean share and, if ``channel_shares`` is
+    given, its share of the module's channels (what it would carry if every channel were as strong).
     """
     branches = list(BRANCH_LABELS.values())
     deviations = {
         module: 100 * (share - share.nanmean(dim=0, keepdim=True)) for module, share in shares.items()
     }
     limit = max(float(d.nan_to_num().abs().max()) for d in deviations.values()) or 1.0
-    fig = Figure(figsize=(5.0 * len(shares) + 1.6, 0.34 * len(classes) + 2.8), layout="constrained")
+    fig = Figure(figsize=(5.6 * len(shares) + 1.8, 0.42 * len(classes) + 3.2), layout="constrained")
     axes = fig.subplots(1, len(shares), squeeze=False)[0]
     picture = None
     for ax, (module, share) in zip(axes, shares.items(), strict=True):
         picture = ax.imshow(
             deviations[module].numpy(), cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto"
         )
-        for (i, j), value in np.ndenumerate(share.numpy()):
-            ax.text(j, i, f"{value:.1%}", ha="center", va="center", fontsize=7)
+        for (i, j), value in np.ndenumerate(deviations[module].numpy()):
+            strong = abs(value) > 0.6 * limit  # white on the darkest cells, black elsewhere
+            ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=9,
+                    color="white" if strong else "black")  # fmt: skip
         labels = []
         for j, branch in enumerate(branches):
-            label = f"{branch}\nall: {float(share[:, j].nanmean()):.1%}"
+            label = f"{branch}\nmean {float(share[:, j].nanmean()):.1%}"
             if channel_shares is not None:
-                label += f"\nchannels: {channel_shares[module][j]:.1%}"
+                label += f"\nchannels {channel_shares[module][j]:.1%}"
             labels.append(label)
-        ax.set_xticks(range(len(branches)), labels, fontsize=7.5)
-        ax.set_yticks(range(len(classes)), classes, fontsize=8)
-        ax.set_xlabel("branch")
+        ax.set_xticks(range(len(branches)), labels, fontsize=9)
+        ax.set_yticks(range(len(classes)), classes, fontsize=9)
+        ax.set_xlabel("branch (its mean share of the energy; its share of the channels)")
         ax.set_title(f"module {module}")
     axes[0].set_ylabel("true class")
     colourbar = fig.colorbar(picture, ax=axes, shrink=0.9)
-    colourbar.set_label("class minus the mean over classes\n(percentage points)")
-    fig.suptitle("Each branch's share of the module's activation energy, by class", fontsize=11)
+    colourbar.set_label("class's share minus the branch's mean\n(percentage points; printed in each cell)")
+    heading = (
+        "How much more (red) or less (blue) of the module's activation energy a branch carries, by class"
+    )
+    fig.suptitle(heading, fontsize=11)
     return fig
 
 

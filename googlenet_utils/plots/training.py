@@ -15,6 +15,13 @@ from ..recipe import lr_factor
 from .common import HEAD_COLOURS, _image, _subplots
 
 
+def _zoom_steps(total: int, warmup_steps: int, most: int = 16) -> int:
+    """How many first steps the zoom shows: the whole warm-up and a few steps after it if that is
+    short, else its first ``most`` steps, so that each step stays a visible stair."""
+    wanted = warmup_steps + 4 if warmup_steps + 4 <= most else most
+    return max(1, min(total, wanted if warmup_steps else most))
+
+
 def plot_lr_schedule(
     lrs: Sequence[float],
     *,
@@ -23,42 +30,61 @@ def plot_lr_schedule(
     reference: Sequence[float] | None = None,
     label: str = "your schedule",
 ) -> Figure:
-    """A learning-rate schedule, one value per optimiser step: the whole run, and its first steps.
+    """A learning-rate schedule, one value per optimiser step: the whole run, and a zoom on the warm-up.
 
     The left panel spans the run in epochs, each step's rate drawn as a stair from that step to
-    the next; the right one zooms on the warm-up (the first ``3 x warmup_steps`` steps, one
-    point per step), which in a long run is a sliver at the left edge. ``reference`` (the
-    recipe's own schedule) is drawn underneath as a wide pale line, so a match covers it.
+    the next. The right panel is a real zoom (both axes) on the first steps of the warm-up, one
+    point per step, so that the rise of ``peak / warmup_steps`` per step shows; a grey frame in the
+    left panel marks where it is. ``reference`` (the recipe's own schedule) is drawn underneath as a
+    wide pale line, so a match covers it. Titles are computed from ``warmup_steps``.
     """
+    from matplotlib.patches import Rectangle
+
     lrs = np.asarray(lrs, dtype=float)
     steps = np.arange(len(lrs) + 1)  # one more edge than steps: the last stair ends at len(lrs)
     fig, (run_ax, zoom_ax) = _subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": (3, 2)})
-    zoom_end = min(len(lrs), max(3 * warmup_steps, 10))
-    point = {"marker": "o", "markersize": 3} if zoom_end <= 60 else {}
+    zoom_end = _zoom_steps(len(lrs), warmup_steps)
     stair = {"drawstyle": "steps-post"}
-    by_epoch = steps / steps_per_epoch
-    panels = ((run_ax, by_epoch, len(lrs) + 1, stair, stair), (zoom_ax, steps, zoom_end, {}, point))
-    for ax, x, end, under, style in panels:
-        if reference is not None:
-            values = np.append(reference, reference[-1])[:end]
-            pale = {"color": "tab:gray", "lw": 6, "alpha": 0.35, "label": "the recipe's schedule"}
-            ax.plot(x[:end], values, **pale, **under)
-        ax.plot(x[:end], np.append(lrs, lrs[-1])[:end], color="tab:purple", lw=1.5, label=label, **style)
-        ax.set_ylim(0, 1.12 * max(float(lrs.max()), 1e-12))
-        ax.set_ylabel("learning rate")
+    pale = {"color": "tab:gray", "lw": 6, "alpha": 0.35, "label": "the recipe's schedule"}
+    held = steps[: zoom_end + 1]  # in the zoom too, each step holds its rate until the next step
+    if reference is not None:
+        run_ax.plot(steps / steps_per_epoch, np.append(reference, reference[-1]), **pale, **stair)
+        zoom_ax.plot(held, np.append(reference[:zoom_end], reference[zoom_end - 1]), **pale, **stair)
+    mine = {"color": "tab:purple", "lw": 1.5, "label": label}
+    run_ax.plot(steps / steps_per_epoch, np.append(lrs, lrs[-1]), **mine, **stair)
+    zoom_ax.plot(held, np.append(lrs[:zoom_end], lrs[zoom_end - 1]), **mine, **stair)
+    zoom_ax.plot(steps[:zoom_end], lrs[:zoom_end], "o", color="tab:purple", markersize=4)  # each step's rate
+    top = 1.12 * max(float(lrs.max()), 1e-12)
+    zoom_top = 1.15 * max(float(lrs[:zoom_end].max()), 1e-12)
+    run_ax.set_ylim(0, top)
+    zoom_ax.set_ylim(0, zoom_top)
     band = {"color": "tab:orange", "alpha": 0.15, "lw": 0, "label": f"warm-up ({warmup_steps:,} steps)"}
     if warmup_steps:
         run_ax.axvspan(0, warmup_steps / steps_per_epoch, **band)
-        zoom_ax.axvspan(-0.5, warmup_steps - 0.5, **band)
+        zoom_ax.axvspan(-0.5, min(warmup_steps, zoom_end + 1), **band)
+    if zoom_end <= len(lrs) / 10 or zoom_top < top / 2:  # a real zoom: frame where it sits in the run
+        frame = Rectangle(
+            (0, 0), zoom_end / steps_per_epoch, zoom_top, fill=False, edgecolor="dimgrey", lw=1.2
+        )
+        run_ax.add_patch(frame)
+        run_ax.annotate("zoom (right)", (zoom_end / steps_per_epoch, zoom_top), xytext=(8, 8),
+                        textcoords="offset points", fontsize=9, color="dimgrey")  # fmt: skip
     run_ax.set_xlim(0, len(lrs) / steps_per_epoch)
     run_ax.set_xlabel(f"epoch ({steps_per_epoch:,} steps each)")
-    run_ax.set_title(f"The whole run: {len(lrs):,} steps")
-    zoom_ax.set_xlim(-0.5, zoom_end - 0.5)
+    run_ax.set_ylabel("learning rate")
+    run_ax.set_title(f"The whole run: {len(lrs):,} steps, of which {warmup_steps:,} warm-up")
+    zoom_ax.set_xlim(-0.5, zoom_end + 0.5)
     zoom_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     zoom_ax.set_xlabel("optimiser step")
-    zoom_ax.set_title(f"The first {zoom_end:,} steps: the warm-up")
-    run_ax.legend(loc="upper right", fontsize=8)
-    zoom_ax.legend(loc="lower right", fontsize=8)
+    zoom_ax.set_ylabel("learning rate")
+    if zoom_end >= warmup_steps:
+        zoom_ax.set_title(f"Zoom: the whole {warmup_steps:,}-step warm-up, step by step")
+    else:
+        rise = float(lrs[1] - lrs[0]) if len(lrs) > 1 else 0.0
+        zoom_ax.set_title(f"Zoom: steps 0-{zoom_end - 1} of the {warmup_steps:,}-step warm-up\n"
+                          f"(each step adds {rise:.3g})")  # fmt: skip
+    run_ax.legend(loc="upper right", fontsize=9)
+    zoom_ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     return fig
 

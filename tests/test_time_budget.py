@@ -1,0 +1,204 @@
+"""The time budget and the wall-clock guard in the trainer and the GPU report, on the CPU.
+
+Where a test needs the trainer's decision to be exact, the measured costs are replaced by known
+ones (the arithmetic itself is in test_budget.py); the last tests run on the real clock.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import comparable, tiny_model
+
+from googlenet_utils import gpu_report, load_cifar10, load_run, make_synthetic_cifar10
+from googlenet_utils.budget import Costs
+from googlenet_utils.recipe import TrainConfig
+from googlenet_utils.trainer import Trainer, fit
+
+STEPS = 2  # training steps per epoch of quick_config on the small set
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a busy 2-core machine two spin against each other and run 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small")
+    make_synthetic_cifar10(root, n_train=192, n_test=64, seed=0)
+    return load_cifar10(root, verify=False)
+
+
+def quick_config(run_dir, **changes) -> TrainConfig:
+    """Two steps of 64 images an epoch; validation and test one batch of 64 each."""
+    settings = {"epochs": 2, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 64}
+    settings.update(eval_batch_size=64, tta="flip", run_dir=str(run_dir), progress=False)
+    return TrainConfig(**{**settings, **changes})
+
+
+def known_costs(epoch_seconds: float, validation: float = 1.0, test: float = 1.0) -> Costs:
+    return Costs({32: epoch_seconds / STEPS}, STEPS, validation_seconds=validation, test_seconds=test)
+
+
+def without_notes(history):
+    return [{k: v for k, v in row.items() if k != "note"} for row in comparable(history)]
+
+
+@pytest.fixture(scope="module")
+def plain_two(small, tmp_path_factory):
+    """The run a budget that allows two epochs must reproduce: two epochs asked for."""
+    return fit(tiny_model(), small, quick_config(tmp_path_factory.mktemp("plain") / "run"))
+
+
+def test_the_budget_sets_the_length_up_front_and_the_run_records_why(small, plain_two, tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
+    run = fit(tiny_model(), small, quick_config(tmp_path / "run", epochs=50, time_budget=100.0))
+    # 41 s an epoch with its validation and 1 s the test: 2 epochs fit the 95 s left, 3 do not.
+    assert len(run.history) == 2 and run.metrics["planned_epochs"] == 2
+    assert run.metrics["time_budget"]["epochs"] == 2
+    assert "2 of at most 50 epochs fit" in run.metrics["time_budget"]["reason"]
+    assert run.history[0]["note"] == "2 epochs chosen by a 100 s budget"
+    record = load_run(tmp_path / "run")
+    assert record.train_config["epochs"] == 2 and record.config["time_budget"]["epochs"] == 2
+    # The schedule knew its length: the same learning rates, losses and result as asking for 2 epochs.
+    assert without_notes(run.history) == comparable(plain_two.history)
+    assert run.test_accuracy == plain_two.test_accuracy
+
+
+def test_a_resumed_budget_run_keeps_the_length_it_chose(small, plain_two, tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
+    real_epoch = Trainer._train_epoch
+
+    def interrupted(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(), small, quick_config(tmp_path, epochs=50, time_budget=100.0))
+    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
+    monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(1.0))  # would now allow 50
+    resumed = fit(
+        tiny_model(seed=7), small, quick_config(tmp_path, epochs=50, time_budget=100.0, resume=True)
+    )
+    assert len(resumed.history) == 2 and resumed.metrics["time_budget"]["epochs"] == 2
+    assert without_notes(resumed.history) == comparable(plain_two.history)
+
+
+def test_the_wall_clock_guard_stops_at_an_epoch_boundary_and_still_tests(
+    small, tmp_path, monkeypatch, capsys
+):
+    # A validation is believed to take 1000 s: after epoch 1 the next epoch cannot end by 500 s.
+    monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(0.1, validation=1000.0))
+    run = fit(tiny_model(), small, quick_config(tmp_path, epochs=50, val_every=3, wall_limit=500.0))
+    assert len(run.history) == 1 and run.history[0]["val_accuracy"] is not None  # validated though not due
+    assert run.history[0]["note"] == "stopped by the 500 s wall-clock guard"
+    stopped = run.metrics["stopped_early"]
+    assert (stopped["by"], stopped["after_epoch"], stopped["planned_epochs"]) == ("wall_limit", 1, 50)
+    assert run.metrics["best_epoch"] == 1 and 0 <= run.test_accuracy <= 1
+    assert (
+        "wall-clock guard: epoch 2 and the test would end past the limit of 500 s" in capsys.readouterr().out
+    )
+    assert load_run(tmp_path).metrics["stopped_early"]["after_epoch"] == 1
+
+
+def test_timing_the_steps_leaves_no_trace(small, tmp_path):
+    trainer = Trainer(tiny_model(), small, quick_config(tmp_path, resolutions="16:1", ema=True))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    costs = trainer.measure_costs()
+    assert set(costs.step_seconds) == {16, 32} and all(s > 0 for s in costs.step_seconds.values())
+    assert costs.validation_seconds > 0 and costs.test_seconds == pytest.approx(2 * costs.validation_seconds)
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())  # BN stats too
+    assert not trainer.optimizer.state and trainer.ema.updates == 0  # no momentum, no EMA step
+
+
+# ---------------------------------------------------------------- on the real clock
+
+
+@pytest.fixture
+def smaller_smoke(monkeypatch):
+    # The smoke recipe on fewer images: the budget, not this machine's speed, should decide the length.
+    monkeypatch.setitem(gpu_report.RECIPES, "smoke", smaller(gpu_report.RECIPES["smoke"]))
+
+
+def smaller(smoke):
+    """Three steps an epoch on a sixteenth-width network, evaluation in batches of 128."""
+    changes = {**smoke.changes, "eval_batch_size": 128}
+    return replace(smoke, subset=(320, 128), width=0.0625, changes=changes)
+
+
+@pytest.mark.slow
+def test_a_report_with_a_budget_of_seconds_stops_in_time_with_its_files(smaller_smoke, tmp_path):
+    out = tmp_path / "out"
+    # From the start of the command, 10 s of each kept for the end: on an idle 2-core machine dozens
+    # of epochs fit, on a busy one (where a step of this network can take 3 s) one or two.
+    budget, limit = 40.0, 50.0
+    command = ["run", "--smoke", "--out", str(out), "--epochs", "400", "--budget", str(budget)]
+    assert gpu_report.main([*command, "--wall-limit", str(limit), "--commit", "abc"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["wall_seconds"] <= limit and 1 <= report["epochs"] < 400
+    assert report["time_budget"]["budget_seconds"] < budget  # what was left when training started
+    record = load_run(out)  # the output folder is a complete run directory
+    assert len(record.history) == report["epochs"] == record.metrics["epochs"]
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["epochs_done"] == report["epochs"] and progress["images_per_s"] > 0
+    assert {p.name for p in out.iterdir()} == {
+        *("environment.json", "config.json", "history.csv", "progress.json"),
+        *("metrics.json", "test_predictions.pt", "best.pt", "report.json"),
+    }
+
+
+KILLED = """
+import sys
+from googlenet_utils import gpu_report
+from test_time_budget import smaller
+gpu_report.RECIPES["smoke"] = smaller(gpu_report.RECIPES["smoke"])
+gpu_report.main(["run", "--smoke", "--out", sys.argv[1], "--epochs", "200", "--budget", "3000"])
+"""
+
+
+@pytest.mark.slow
+def test_a_report_killed_mid_run_has_left_its_history_and_metrics_so_far(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    worker = subprocess.Popen([sys.executable, "-c", KILLED, str(out)], env=env)
+    try:
+        deadline = time.time() + 240
+        while not (out / "progress.json").is_file() or not (out / "history.csv").is_file():
+            assert worker.poll() is None and time.time() < deadline, "the report ended before its first epoch"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert json.loads((out / "environment.json").read_text())["device"].startswith("cpu")
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    progress = json.loads((out / "progress.json").read_text())  # written just after the history
+    assert len(rows) >= 1 and progress["epochs_done"] in (len(rows) - 1, len(rows))
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == progress["planned_epochs"]
+    # What is visible parsed above; a kill during a write leaves at most a hidden temporary file.
+    visible = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert visible == {"environment.json", "config.json", "history.csv", "progress.json"}
