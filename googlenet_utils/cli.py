@@ -27,7 +27,7 @@ from .devices import free_memory, pick_device, pick_precision
 from .errors import ConfigError, UserError
 from .model import GoogLeNet, ModelConfig
 from .recipe import RECIPES, TrainConfig, choose_recipe, describe_overrides, field_types, run_name
-from .rundir import LAST, RunDir
+from .rundir import CONFIG, LAST, RunDir
 from .synthetic import make_synthetic_cifar10
 from .trainer import fit
 
@@ -183,11 +183,10 @@ def _first_process_of_its_node() -> bool:
 def interrupted(run_dir: str | os.PathLike | None) -> str:
     """What Ctrl-C left: a checkpoint to resume, a started run without one, or nothing written yet."""
     try:
-        folder = RunDir(run_dir) if run_dir is not None else None
-        has_checkpoint = folder is not None and folder.file(LAST).is_file()
-        started = folder is not None and bool(folder.present())
+        present = RunDir(run_dir).present() if run_dir is not None else []
     except OSError:  # a name the file system refused: nothing was written there
-        has_checkpoint = started = False
+        present = []
+    has_checkpoint, started = LAST in present, present == [CONFIG]  # config.json: the first epoch began
     if has_checkpoint:
         return (
             f"interrupted: {run_dir} keeps its last finished epoch; run the same command with --resume "
@@ -198,4 +197,4 @@ def interrupted(run_dir: str | os.PathLike | None) -> str:
             f"interrupted before the first epoch finished: {run_dir} holds no checkpoint yet; run the "
             "same command with --resume to start from the first epoch."
         )
-    return "interrupted before training started: nothing was written; run the same command to start."
+    return "interrupted before training started: nothing was written."

@@ -143,11 +143,18 @@ class FoundRun:
         return f"{owner}: {display_path(self.path)}"
 
 
+def reference_run(name: str) -> Path:
+    """The shipped run that stands in for run ``name``: the same run if shipped, else the CPU run
+    with (or, for a ``-no-aux`` name, without) the auxiliary heads."""
+    shipped = (
+        REFERENCE_RUNS.get(name) or REFERENCE_RUNS[run_name("cpu", aux_logits=not name.endswith("-no-aux"))]
+    )
+    return project_root() / "results" / shipped
+
+
 def find_run(settings: CourseSettings, name: str) -> tuple[FoundRun | None, list[Path]]:
     """The learner's finished run ``name``, else its shipped reference run; and every place looked at."""
-    candidates = [(settings.run_dir / name, "yours")]
-    if name in REFERENCE_RUNS:
-        candidates.append((project_root() / "results" / REFERENCE_RUNS[name], "reference"))
+    candidates = [(settings.run_dir / name, "yours"), (reference_run(name), "reference")]
     for path, whose in candidates:
         if (path / METRICS).is_file():
             return FoundRun(path, whose), [p for p, _ in candidates]

@@ -91,7 +91,7 @@ def _call(
         detail = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         _fail(
             f"{what} failed ({detail}). "
-            + (hint or "Read the error above for the line of your code it names.")
+            + (hint or "The error is in your code: call it by itself in a new cell to see the line it names.")
         )
 
 

@@ -115,9 +115,10 @@ def grad_cam(
     channel_weights = features.grad.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((channel_weights * features).sum(dim=1, keepdim=True))
     cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
-    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    peak = cam.flatten(1).amax(dim=1)[:, None, None]
     model.zero_grad(set_to_none=True)
-    return (cam / peak).detach()
+    # Scaled by each map's own peak, however small (a barely trained network's maps are tiny).
+    return torch.where(peak > 0, cam / torch.where(peak > 0, peak, 1), 0).detach()
 
 
 def branch_shares(model: GoogLeNet, input_size: int) -> list[dict[str, Any]]:

@@ -519,7 +519,7 @@ class Trainer:
                 self._restore()
                 if self.is_main and self.rundir.sync_history(self.history):
                     history = display_path(self.rundir.file("history.csv"))
-                    print(f"rewrote {history} from last.pt (it was behind)")
+                    print(f"rewrote {history} from last.pt (it was behind or damaged)")
             elif self.config.resume and self.is_main:
                 print(f"no checkpoint in {display_path(self.rundir.path)}: starting from the first epoch")
             if self.is_main:

@@ -164,7 +164,9 @@ def test_an_unreadable_batch_is_not_called_corrupted(small_root, tmp_path, monke
 def test_an_archive_that_is_a_folder_is_named_as_such(tmp_path):
     (tmp_path / ARCHIVE_NAME).mkdir()
     for download in (False, True):
-        with pytest.raises(DatasetError, match=r"cifar-10-python.tar.gz is a folder, not the CIFAR-10 archive"):
+        with pytest.raises(
+            DatasetError, match=r"cifar-10-python.tar.gz is a folder, not the CIFAR-10 archive"
+        ):
             load_cifar10(tmp_path, download=download)
 
 

@@ -87,9 +87,9 @@ def test_devices_that_are_not_here(capsys, device, fragment):
 @pytest.mark.parametrize(
     ("flag", "value", "fragment"),
     [
-        ("--width", "nan", "width must be > 0 and at most 16"),
+        ("--width", "nan", "width must be > 0 and at most 2"),
         ("--width", "0", "width must be > 0"),
-        ("--width", "1e9", "width must be > 0 and at most 16"),
+        ("--width", "1e9", "width must be > 0 and at most 2"),
         ("--lr", "nan", "TrainConfig.lr (--lr) must be between"),
         ("--lr", "-1", "TrainConfig.lr (--lr) must be between"),
         ("--momentum", "1", "TrainConfig.momentum (--momentum) must be between 0.0 and 0.999"),
@@ -168,3 +168,99 @@ def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path):
         resumed.kill()
         resumed.wait()
     assert any(line.startswith(f"resumed {out} after epoch ") for line in first_lines), first_lines
+
+
+# ---------------------------------------------------------------- messages that say what will happen
+
+B = [*SMOKE, "--no-progress", "--width", "0.0625"]
+
+
+def no_data_loading(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data was loaded before the mistake was refused")
+
+    monkeypatch.setattr("googlenet_utils.cli._load_data", refuse)
+
+
+def never_trains(monkeypatch) -> dict:
+    seen = {}
+    monkeypatch.setattr(
+        "googlenet_utils.cli.fit", lambda model, data, config, **kw: seen.update(config=config)
+    )
+    return seen
+
+
+def test_no_download_hint_only_when_a_download_would_help(tmp_path, capsys):
+    make_synthetic_cifar10(tmp_path, n_train=50, n_test=10)
+    (tmp_path / BATCH_FOLDER / "data_batch_2").unlink()  # the folder is there: nothing would download
+    err = fails_with(
+        capsys, ["--data-dir", str(tmp_path), "--no-download", "--no-verify"], "lacks data_batch_2"
+    )
+    assert "Leave out --no-download" not in err and "--synthetic" in err
+
+
+@pytest.mark.parametrize("width", ["16", "15.99"])
+def test_a_width_beyond_the_maximum_is_refused_before_the_data_loads(capsys, monkeypatch, width):
+    no_data_loading(monkeypatch)
+    fails_with(capsys, [*B, "--width", width], "width must be > 0 and at most 2", "8 GB")
+
+
+def test_a_run_too_large_for_the_free_memory_is_refused_with_an_estimate(tmp_path, capsys, monkeypatch):
+    seen = never_trains(monkeypatch)
+    monkeypatch.setattr("googlenet_utils.cli.free_memory", lambda device: 2_000_000_000)
+    out = str(tmp_path / "run")
+    fails_with(
+        capsys, [*B, "--width", "1", "--out", out], "width 1 with batches of 64 needs about", "GB is free",
+        "--batch-size or --width",
+    )  # fmt: skip
+    assert not seen
+    assert main([*B, "--out", out]) == 0 and seen["config"].batch_size == 64  # width 1/16 fits
+
+
+def test_out_names_too_long_for_the_file_system_and_a_home_folder(tmp_path, capsys, monkeypatch):
+    fails_with(capsys, [*B, "--out", str(tmp_path / ("x" * 300))], "is too long for the file system", "--out")
+    seen = never_trains(monkeypatch)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main([*B, "--out=~/runs/x"]) == 0
+    assert seen["config"].run_dir == str(tmp_path / "runs" / "x")
+
+
+def test_a_full_temporary_folder_for_the_synthetic_set_says_disk_full(capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("googlenet_utils.synthetic.pickle.dump", full)
+    fails_with(capsys, B, "disk full while writing the synthetic stand-in", "TMPDIR")
+
+
+def test_ctrl_c_before_any_checkpoint_says_what_the_folder_holds(tmp_path, capsys, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    monkeypatch.setattr("googlenet_utils.cli._load_data", interrupt)
+    assert main([*B, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "keeps its last finished epoch" not in err and not out.exists()
+
+    def first_epoch_interrupted(model, data, config, **kwargs):
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.undo()
+    monkeypatch.setattr("googlenet_utils.cli.fit", first_epoch_interrupted)
+    assert main([*B, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"{out} holds no checkpoint yet" in err and "--resume to start from the first epoch" in err
+
+
+@pytest.mark.parametrize(("local_rank", "printed"), [("0", True), ("1", False)])
+def test_under_torchrun_a_mistake_is_printed_by_the_first_process_only(
+    capsys, monkeypatch, local_rank, printed
+):
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setenv("RANK", local_rank)
+    monkeypatch.setattr("googlenet_utils.cli.distributed.start", lambda device: None)  # no process group
+    assert main([*B, "--lr", "nan"]) == 2
+    assert ("error: TrainConfig.lr (--lr) must be between" in capsys.readouterr().err) == printed

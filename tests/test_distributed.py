@@ -166,3 +166,58 @@ def test_a_plain_process_never_touches_torch_distributed(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert distributed.start("auto") is None and not torch.distributed.is_initialized()
+
+
+def test_more_processes_than_gpus_are_refused_alike_on_every_process(monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")  # has a GPU, yet refuses like local rank 1: one message
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(distributed.dist, "is_nccl_available", lambda: True)
+    with pytest.raises(
+        ConfigError, match=r"2 processes on this node, but it has 1 GPU\(s\).*--nproc_per_node"
+    ):
+        distributed.start("auto")
+
+
+SMOKE_RUN = [
+    sys.executable,
+    "-m",
+    "googlenet_utils.train",
+    "--synthetic",
+    "--recipe",
+    "smoke",
+    "--no-progress",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--sync-batch-norm"], "error: sync_batch_norm needs GPUs"),
+        (["--batch-size", "63"], "error: the batch of 63 images cannot be split evenly over 2 processes"),
+    ],
+)
+def test_a_user_error_under_torchrun_is_printed_once_and_every_process_exits_2(tmp_path, flags, message):
+    # The environment torchrun gives its workers, without its launcher: each process's exit status shows.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    common = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    command = [*SMOKE_RUN, "--width", "0.0625", "--device", "cpu", "--out", str(tmp_path / "run"), *flags]
+    ranks = [
+        subprocess.Popen(
+            command,
+            env={**common, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
+    errors = "".join(rank.communicate(timeout=300)[1] for rank in ranks)
+    assert [rank.returncode for rank in ranks] == [2, 2]
+    assert errors.count("error: ") == 1 and message in errors and "Traceback" not in errors

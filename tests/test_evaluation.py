@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from googlenet_utils.evaluation import Predictions, evaluate, predict, score
+from googlenet_utils.evaluation import VIEWS, Predictions, _views, evaluate, predict, score
 from googlenet_utils.loader import CIFARLoader
 
 STATS = (torch.full((3,), 100.0), torch.full((3,), 50.0))
@@ -68,6 +68,17 @@ def test_flip_translate_averages_six_views():
     with torch.no_grad():
         expected = torch.stack([model(v) for v in views]).mean(0)
     assert torch.allclose(predictions.tta, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_every_test_time_view_has_the_batch_s_shape_and_layout(layout):
+    # A compiled model then finds its graph for every view: a shifted view, a slice of a padded
+    # tensor, would otherwise carry other strides and be compiled again.
+    batch = torch.randn(4, 3, 32, 32).contiguous(memory_format=layout)
+    for mode, count in VIEWS.items():
+        views = _views(batch, mode)
+        assert len(views) == count
+        assert all(v.shape == batch.shape and v.stride() == batch.stride() for v in views), mode
 
 
 def test_batches_are_padded_to_one_shape():

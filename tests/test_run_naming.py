@@ -58,3 +58,9 @@ def test_overrides_are_listed_against_the_recipe():
 def test_the_last_line_reads_well_for_every_tta_mode(tta, expected):
     line = final_line(torch.tensor(0.6).item(), 0.5, tta, 3, "runs/x")
     assert line == f"test accuracy 0.6000 {expected} from epoch 3; run saved in runs/x"
+
+
+def test_a_run_of_any_recipe_falls_back_to_the_shipped_cpu_run_with_the_same_heads():
+    assert course.reference_run(run_name("fast")).name == REFERENCE_RUNS[run_name("cpu")]
+    no_aux = REFERENCE_RUNS[run_name("cpu", aux_logits=False)]
+    assert course.reference_run(run_name("fast", aux_logits=False)).name == no_aux

@@ -175,7 +175,9 @@ def test_test_predictions_with_a_pickle_payload_are_refused_without_running_it(f
     run_dir = copy_of_run(finished_run, tmp_path)
     marker = tmp_path / "ran"
     torch.save({"logits": Payload(marker)}, run_dir / "test_predictions.pt")
-    with pytest.raises(RunDirError, match=r"test_predictions.pt cannot be read as the run's test predictions"):
+    with pytest.raises(
+        RunDirError, match=r"test_predictions.pt cannot be read as the run's test predictions"
+    ):
         load_run(run_dir)
     assert not marker.exists()
     torch.save([1, 2], run_dir / "test_predictions.pt")
@@ -208,7 +210,7 @@ def test_a_lock_file_that_cannot_be_opened_is_explained(tmp_path, monkeypatch):
 
 
 def test_the_lock_holder_removes_stale_temporary_files_of_its_own_naming_only(tmp_path):
-    ours = [".last.pt.k2j3h4g5.tmp", ".best.pt.abc_1234.tmp", ".metrics.json.x.tmp", "..best.pt.pending.q.tmp"]
+    ours = [".last.pt.k2j3h4g5.tmp", ".best.pt.abc_1234.tmp", ".metrics.json.x.tmp", ".best.pt.pending.q.tmp"]
     theirs = ["notes.tmp", ".last.pt.backup", "last.pt.copy.tmp", ".unrelated.x.tmp"]
     for name in ours + theirs:
         (tmp_path / name).write_bytes(b"x" * 100)

@@ -12,7 +12,7 @@ from googlenet_utils.design import CHOICES, VARIANTS
 from googlenet_utils.sweep import SHIPPED_FILES, SWEEPS, load_sweep_data, main, run_settings, run_sweep
 
 SMOKE = SWEEPS["smoke"]
-PAIR = ("baseline", "3x3")
+PAIR = ("baseline", "3x3x2")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_the_plan_runs_every_variant_seed_by_seed():
     assert len(plan) == len(needed) * 3 and len({run.name for run in plan}) == len(plan)
     assert [run.seed for run in plan] == sorted(run.seed for run in plan)  # all of seed 0 first
     assert {run.variant for run in plan[: len(needed)]} == needed
-    assert [r.name for r in SMOKE.runs([1], PAIR)] == ["baseline-seed1", "3x3-seed1"]
+    assert [r.name for r in SMOKE.runs([1], PAIR)] == ["baseline-seed1", "3x3x2-seed1"]
     with pytest.raises(UserError, match="no variant 'pool'"):
         SMOKE.runs(variants=["pool"])
 
@@ -62,7 +62,7 @@ def test_each_variant_changes_only_what_it_says(tmp_path):
 def test_a_sweep_ships_config_history_and_metrics_of_each_run(shipped):
     root, lines = shipped
     folders = sorted(p.name for p in (root / "results").iterdir())
-    assert folders == ["3x3-seed0", "3x3-seed1", "baseline-seed0", "baseline-seed1"]
+    assert folders == ["3x3x2-seed0", "3x3x2-seed1", "baseline-seed0", "baseline-seed1"]
     for name in folders:
         assert sorted(p.name for p in (root / "results" / name).iterdir()) == sorted(SHIPPED_FILES)
         assert (root / "runs" / name / "best.pt").is_file()  # weights stay in the run directory
@@ -74,23 +74,25 @@ def test_paired_runs_share_the_data_and_the_split(shipped):
     root, _ = shipped
     records = {p.name: RunDir(p).read_config() for p in (root / "results").iterdir()}
     for seed in (0, 1):
-        baseline, other = records[f"baseline-seed{seed}"], records[f"3x3-seed{seed}"]
+        baseline, other = records[f"baseline-seed{seed}"], records[f"3x3x2-seed{seed}"]
         assert baseline["data"] == other["data"] and baseline["train"]["seed"] == seed
-        assert other["model"]["five_by_five"] == "3x3" and baseline["model"]["five_by_five"] == "5x5"
+        assert other["model"]["five_by_five"] == "3x3x2" and baseline["model"]["five_by_five"] == "5x5"
     assert records["baseline-seed0"]["data"]["validation"] != records["baseline-seed1"]["data"]["validation"]
 
 
 def test_shipped_runs_are_skipped_and_a_lost_one_is_reshipped_from_its_run(shipped, smoke_data, tmp_path):
     root = copy_of(shipped[0], tmp_path)
-    before = (root / "results" / "3x3-seed1" / "history.csv").read_text()
-    shutil.rmtree(root / "results" / "3x3-seed1")
-    (root / "results" / ".3x3-seed1.partial").mkdir()  # a copy interrupted half-way
+    before = (root / "results" / "3x3x2-seed1" / "history.csv").read_text()
+    shutil.rmtree(root / "results" / "3x3x2-seed1")
+    (root / "results" / ".3x3x2-seed1.partial").mkdir()  # a copy interrupted half-way
     lines = []
     run_sweep(SMOKE, smoke_data, runs_root=root / "runs", results_root=root / "results", variants=PAIR,
               device="cpu", log=lines.append)  # fmt: skip
-    assert sum("skipped" in line for line in lines) == 3 and "3x3-seed1: test accuracy" in lines[-1]
-    assert (root / "results" / "3x3-seed1" / "history.csv").read_text() == before  # re-tested, not retrained
-    assert not (root / "results" / ".3x3-seed1.partial").exists()
+    assert (
+        sum(line.endswith(", skipped") for line in lines) == 3 and "3x3x2-seed1: test accuracy" in lines[-1]
+    )
+    assert (root / "results" / "3x3x2-seed1" / "history.csv").read_text() == before  # re-tested only
+    assert not (root / "results" / ".3x3x2-seed1.partial").exists()
 
 
 def test_results_made_with_other_settings_are_refused(shipped, smoke_data, tmp_path):
@@ -112,7 +114,7 @@ def test_the_command_lists_the_plan_without_training(shipped, capsys):
     assert main(["smoke", "--results", str(root / "results"), "--list", "--seeds", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(SMOKE.variants)
-    assert "shipped" in next(line for line in lines if line.startswith("3x3-seed0"))
+    assert "shipped" in next(line for line in lines if line.startswith("3x3x2-seed0"))
     assert "to run" in next(line for line in lines if line.startswith("naive-seed0"))
     assert "reduce=False" in next(line for line in lines if line.startswith("naive-seed0"))
 

@@ -202,3 +202,12 @@ def test_a_report_killed_mid_run_has_left_its_history_and_metrics_so_far(tmp_pat
     # What is visible parsed above; a kill during a write leaves at most a hidden temporary file.
     visible = {p.name for p in out.iterdir() if not p.name.startswith(".")}
     assert visible == {"environment.json", "config.json", "history.csv", "progress.json"}
+
+
+def test_the_command_line_takes_a_budget_and_a_limit_in_seconds():
+    from googlenet_utils.cli import build_parser
+
+    args = build_parser().parse_args(["--time-budget", "1200", "--wall-limit", "1300.5"])
+    assert (args.time_budget, args.wall_limit) == (1200.0, 1300.5)
+    with pytest.raises(ValueError, match=r"TrainConfig.time_budget \(--time-budget\) must be between"):
+        TrainConfig(time_budget=-1.0)

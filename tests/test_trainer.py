@@ -17,7 +17,7 @@ from googlenet_utils import checkpoint as checkpoint_module
 from googlenet_utils import load_run, make_synthetic_cifar10
 from googlenet_utils.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from googlenet_utils.ema import EMA
-from googlenet_utils.rundir import RunDir, RunExistsError, RunLockedError
+from googlenet_utils.rundir import RunDir, RunDirError, RunExistsError, RunLockedError
 from googlenet_utils.trainer import NonFiniteLossError, Trainer, fit
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "last.pt", "best.pt", "test_predictions.pt"}
@@ -225,6 +225,64 @@ def test_a_second_process_on_the_same_run_directory_is_refused(synthetic, tmp_pa
     assert not (run_dir.path / "config.json").exists()  # nothing was written under the other run's lock
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL at one chosen point: nothing after it runs."""
+
+
+def test_a_kill_between_best_and_last_pt_of_the_first_epoch_loses_nothing(
+    finished_run, synthetic, tmp_path, monkeypatch
+):
+    def killed(self, state):
+        raise Killed  # the improved epoch's weights are written, its last.pt is not
+
+    monkeypatch.setattr(RunDir, "save_last", killed)
+    with pytest.raises(Killed):
+        fit(tiny_model(), synthetic, tiny_config(tmp_path))
+    monkeypatch.undo()
+    litter = [tmp_path / ".last.pt.a1b2c3d4.tmp", tmp_path / ".metrics.json.e5f6g7h8.tmp"]
+    for path in litter:  # what a kill during those writes leaves
+        path.write_bytes(b"x" * 1000)
+    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, resume=True))
+    assert comparable(run.history) == comparable(finished_run.history)
+    assert run.test_accuracy == finished_run.test_accuracy
+    assert not any(path.exists() for path in litter) and not (tmp_path / "best.pt.pending").exists()
+
+
+def test_after_a_full_disk_in_the_first_epoch_the_advised_resume_works(synthetic, tmp_path, monkeypatch):
+    real_save = checkpoint_module.save_checkpoint
+
+    def full_for_last_pt(path, state, kind):
+        if path.name == "last.pt":
+
+            def full(file):
+                raise OSError(28, "No space left on device")
+
+            checkpoint_module.atomic_write(path, full)
+        real_save(path, state, kind)
+
+    monkeypatch.setattr("googlenet_utils.rundir.save_checkpoint", full_for_last_pt)
+    with pytest.raises(CheckpointError, match="disk full while writing .*last.pt.*then resume"):
+        fit(tiny_model(), synthetic, tiny_config(tmp_path, epochs=1))
+    monkeypatch.undo()
+    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, epochs=1, resume=True))
+    assert [row["epoch"] for row in run.history] == [1]
+
+
+@pytest.mark.parametrize("damage", ["bytes", "folder"])
+def test_a_damaged_history_is_rewritten_on_resume_or_named(finished_run, synthetic, tmp_path, damage, capsys):
+    run_dir = copy_run(finished_run, tmp_path)
+    good = (run_dir / "history.csv").read_text()
+    (run_dir / "history.csv").unlink()
+    if damage == "folder":
+        (run_dir / "history.csv").mkdir()
+        with pytest.raises(RunDirError, match=r"history.csv is a folder, not the run's history file"):
+            fit(tiny_model(), synthetic, tiny_config(run_dir, resume=True))
+        return
+    (run_dir / "history.csv").write_bytes(bytes(range(256)) * 8)
+    fit(tiny_model(), synthetic, tiny_config(run_dir, resume=True))
+    assert "behind or damaged" in capsys.readouterr().out and (run_dir / "history.csv").read_text() == good
+
+
 # ---------------------------------------------------------------- divergence
 
 
@@ -250,6 +308,7 @@ def test_non_finite_loss_in_a_later_epoch_gives_followable_advice(synthetic, tmp
     ) as error:
         fit(poisoned(steps_per_epoch + 2), synthetic, tiny_config(tmp_path))
     assert "holds epoch 1" in str(error.value) and "--resume and --lr 0.025" in str(error.value)
+    assert "--precision fp32" not in str(error.value)  # the run is fp32 already (a CPU)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["epoch"] == 1 and len(state["history"]) == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())

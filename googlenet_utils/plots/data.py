@@ -29,11 +29,16 @@ def plot_image_grid(
     return fig
 
 
-def plot_class_counts(counts: dict[str, Sequence[int]], classes: Sequence[str]) -> Figure:
+def plot_class_counts(
+    counts: dict[str, Sequence[int]], classes: Sequence[str], random_size: int | None = None
+) -> Figure:
     """Each split's share of every class, drawn as its deviation from an equal share.
 
     Equal counts make a bar of height zero: the legend gives each split's largest deviation,
-    so a balanced split and a skewed one are told apart at a glance.
+    so a balanced split and a skewed one are told apart at a glance. ``random_size`` draws the
+    band where a class's share in a random split of that many images falls 95% of the time
+    (two binomial standard deviations; drawing without replacement narrows it a little), so a
+    random split's drift can be read against chance.
     """
     fig, ax = _subplots(figsize=(9, 4))
     width = 0.8 / len(counts)
@@ -49,6 +54,12 @@ def plot_class_counts(counts: dict[str, Sequence[int]], classes: Sequence[str]) 
         bars = ax.bar(offset, deviation, width, label=f"{split}: largest {worst:.2f} pp")
         ax.plot(offset, deviation, "o", markersize=3, color=bars.patches[0].get_facecolor())  # zero shows too
     ax.axhline(0, color="black", linewidth=0.8, zorder=0)
+    if random_size:
+        share = 1 / len(classes)
+        spread = 200 * float(np.sqrt(share * (1 - share) / random_size))  # two standard deviations, in pp
+        ax.axhspan(-spread, spread, color="grey", alpha=0.15, lw=0, zorder=0,
+                   label=f"a random split of {random_size:,}: 95% of shares (± {spread:.2f} pp)")  # fmt: skip
+        largest = max(largest, spread)
     limit = max(1.2 * largest, 0.1)
     ax.set_ylim(-limit, limit)
     ax.set_xticks(positions, classes, rotation=30, ha="right")

