@@ -11,7 +11,7 @@ OUT ?= gpu-report
 STARTED := $(shell date +%s)
 MIRROR_META := data/mirror/cifar-10-batches-py/batches.meta
 
-.PHONY: setup test lint unit nbval train lab bench mirror reference-runs notebook-outputs \
+.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs notebook-outputs \
 	notebook-outputs-real gpu-prepare gpu-tqdm gpu-report gpu-report-no-aux gpu-report-best gpu-publish clean
 
 setup: $(STAMP)
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: lint unit nbval
+
+# The fast tier while editing: lint and the unit tests not marked slow (no subprocesses, no compiling).
+test-fast: lint $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check googlenet_utils tests tools notebooks

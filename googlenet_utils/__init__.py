@@ -4,7 +4,7 @@ The package is layered; each module imports only from the layers below it:
 
     model, devices, complexity, errors, distributed        the network and the machine
     cifar10, synthetic, loader                             the data
-    recipe, checkpoint, rundir, evaluation, ema            pieces of a run
+    recipe, budget, checkpoint, rundir, evaluation, ema    pieces of a run
     trainer                                                the training loop
     cli, analysis, plots, course, bench, gpu_report        what people and notebooks call
 

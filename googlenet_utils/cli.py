@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         text = f.metadata["help"]
         if f.name == "run_dir":
             settings.add_argument(
-                flag, dest="run_dir", default=None, help=f"{text} (default: runs/googlenet-RECIPE[-wWIDTH][-no-aux])"
+                flag, dest="run_dir", default=None, help=f"{text} (default: runs/ and the run name)"
             )
         elif kind is bool or kind == (bool | None):
             settings.add_argument(
@@ -145,7 +145,7 @@ def check_memory(
     if available is None:
         return
     processes = context.world_size if context else 1
-    # CPU processes of one node share its memory; each GPU process has a device of its own.
+    # CPU processes of one node share its memory; each GPU process has a GPU of its own.
     sharing = int(os.environ.get("LOCAL_WORLD_SIZE", processes)) if device.type == "cpu" else 1
     per_process = max(1, config.batch_size // processes)
     precision = pick_precision(config.precision, device)

@@ -101,10 +101,12 @@ def count_parameters(model: nn.Module, inference: bool = False) -> int:
 # Bytes per parameter while training, measured on a CPU (widths 2 and 4, fp32 SGD with momentum, peak
 # resident memory over a step and a checkpoint): weights, gradients and momentum, plus the
 # checkpoint's copies (the host copy, the serialised buffer, the checksummed bytes). On a GPU those
-# copies live in host memory; the device holds the first three and autocast's low-precision casts.
+# copies live in host memory; the device holds the first three and autocast's low-precision casts
+# (worked out, not yet measured on a GPU).
 BYTES_PER_PARAMETER = {"cpu": 44, "gpu": 14}
 # Bytes per layer output value of one image (every leaf module's output, as ``activation_values``
-# counts them) while a batch trains in fp32: measured 6.2 to 6.5 at widths 1 and 2. bf16 halves it.
+# counts them) while a batch trains in fp32: measured 6.2 to 6.5 at widths 1 and 2. bf16 and fp16
+# store half as much (assumed, not yet measured).
 BYTES_PER_ACTIVATION = 6.4
 DATA_BYTES = 500_000_000  # CIFAR-10 in memory with the loader's split copies
 

@@ -175,6 +175,18 @@ def run_settings(
     return model, train
 
 
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` CPU threads, then restore PyTorch's setting."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_run(
     sweep: Sweep,
     run: RunDescription,
@@ -183,14 +195,19 @@ def train_run(
     *,
     device: str = "auto",
     build: Callable[[ModelConfig], nn.Module] | None = None,
+    threads: int | None = None,
 ) -> Run:
-    """Train (or resume, or just re-test) one run; ``build`` may replace ``GoogLeNet.from_config``."""
+    """Train (or resume, or just re-test) one run; ``build`` may replace ``GoogLeNet.from_config``.
+
+    ``threads`` (default: the sweep's) sets PyTorch's CPU threads for the run and restores them.
+    """
     model_config, config = run_settings(sweep, run, run_dir, device, len(data.classes))
-    torch.manual_seed(run.seed)  # the initial weights: one seed for every variant
-    model = (build or GoogLeNet.from_config)(model_config)
-    if sweep.fuse_1x1 and isinstance(model, GoogLeNet):
-        model.fuse_1x1()  # the same function and parameters, one convolution fewer per module
-    return fit(model, data, config, recipe=sweep.recipe.name)
+    with _threads(threads or sweep.threads):
+        torch.manual_seed(run.seed)  # the initial weights: one seed for every variant
+        model = (build or GoogLeNet.from_config)(model_config)
+        if sweep.fuse_1x1 and isinstance(model, GoogLeNet):
+            model.fuse_1x1()  # the same function and parameters, one convolution fewer per module
+        return fit(model, data, config, recipe=sweep.recipe.name)
 
 
 # --------------------------------------------------------------------------- shipping results
@@ -249,21 +266,7 @@ def run_sweep(
     ``threads`` (default: the sweep's) sets PyTorch's CPU threads for the sweep and restores them.
     """
     plan = sweep.runs(seeds, variants)
-    runs_root, results_root = Path(runs_root), Path(results_root)
-    with _threads(threads or sweep.threads):
-        return _run_plan(sweep, plan, data, runs_root, results_root, device, log)
-
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` CPU threads, then restore PyTorch's setting."""
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return _run_plan(sweep, plan, data, Path(runs_root), Path(results_root), device, threads, log)
 
 
 def _run_plan(
@@ -273,6 +276,7 @@ def _run_plan(
     runs_root: Path,
     results_root: Path,
     device: str,
+    threads: int | None,
     log: Callable[[str], None],
 ) -> list[Path]:
     trained: list[float] = []
@@ -287,7 +291,7 @@ def _run_plan(
             shipped.append(target)
             continue
         start = time.perf_counter()
-        result = train_run(sweep, run, data, runs_root / run.name, device=device)
+        result = train_run(sweep, run, data, runs_root / run.name, device=device, threads=threads)
         shipped.append(ship(result.run_dir, target))
         trained.append(time.perf_counter() - start)
         left = sum(not is_shipped(results_root / r.name) for r in plan[index:])

@@ -230,8 +230,14 @@ def test_branch_shares_match_the_channel_table():
 
 
 def test_first_layer_filters_are_scaled_images():
-    filters = first_layer_filters(GoogLeNet(10, variant="imagenet", width=0.5))
-    assert filters.shape == (32, 3, 7, 7) and filters.min() == 0 and filters.max() == 1
+    model = GoogLeNet(10, variant="imagenet", width=0.5)
+    each = first_layer_filters(model, one_scale=False)  # every kernel stretched on its own
+    assert each.shape == (32, 3, 7, 7) and each.min() == 0 and each.max() == 1
+    shared = first_layer_filters(model)  # one scale: grey is zero, the strongest weight reaches 0 or 1
+    weights = model.stem.conv1.conv.weight.detach()
+    assert 0 <= shared.min() and shared.max() <= 1
+    assert torch.isclose((shared - 0.5).abs().max(), torch.tensor(0.5))
+    torch.testing.assert_close(shared - 0.5, weights / (2 * weights.abs().max()))
 
 
 # ---------------------------------------------------------------- every plot on a tiny real run

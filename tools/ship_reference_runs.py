@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from googlenet_utils.course import REFERENCE_RUNS  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
+from googlenet_utils.recipe import run_name  # noqa: E402
 from googlenet_utils.rundir import export_run, load_run  # noqa: E402
 
 START, END = "<!-- cpu-reference:start -->", "<!-- cpu-reference:end -->"
@@ -42,7 +43,7 @@ def train(recipe: str, data_dir: Path) -> None:
         subprocess.run(command, check=True, cwd=ROOT)
 
 
-def readme(name: str, record, commit: str) -> str:
+def readme(name: str, record, commit: str, note: str = "") -> str:
     m, width, train = record.metrics, record.model_config.width, record.train_config
     aux = "with both auxiliary heads" if record.model_config.aux_logits else "without auxiliary heads"
     data = m["data"]
@@ -67,19 +68,20 @@ def readme(name: str, record, commit: str) -> str:
         "Files: `config.json` (settings, model, data fingerprint, normalisation), `history.csv`,",
         "`metrics.json`, `test_predictions.pt` (test logits of every head), `best.pt` (inference weights,",
         "no optimiser state). Read it with `googlenet_utils.load_run`.",
+        *(["", note] if note else []),
     ]
     return "\n".join(lines) + "\n"
 
 
-def ship(recipe: str) -> None:
+def ship(recipe: str, commit: str = "", note: str = "") -> None:
     git = ["git", "rev-parse", "HEAD"]
-    commit = subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
     for name, (target_name, _) in RUNS.items():
         source, target = ROOT / "runs" / "reference" / name, ROOT / "results" / target_name
         shutil.rmtree(target, ignore_errors=True)
-        export_run(source, target, readme(target_name, load_run(source), commit))
+        export_run(source, target, readme(target_name, load_run(source), commit, note))
         print(f"shipped {target}")
-    m = load_run(ROOT / "results" / RUNS["googlenet-aux"][0]).metrics
+    m = load_run(ROOT / "results" / RUNS[run_name("cpu")][0]).metrics
     when = datetime.datetime.now(datetime.timezone.utc).isoformat()
     report = {
         "test_accuracy": m["test_accuracy"], "tta": m["tta"], "train_seconds": m["train_seconds"],
@@ -103,7 +105,7 @@ def reference_table() -> str:
             f"| {m['wall_seconds'] / 60:.1f} min | {m['images_per_s']:,.0f} "
             f"| {m['test_accuracy']:.2%} / {m['test_accuracy_no_tta']:.2%} | {m['best_val_accuracy']:.2%} |"
         )
-    m = load_run(ROOT / "results" / RUNS["googlenet-aux"][0]).metrics
+    m = load_run(ROOT / "results" / RUNS[run_name("cpu")][0]).metrics
     rows += ["", f"Data: {m['data']['source']}. Device: {m['device']}. Recipe: `{m['recipe']}`."]
     return "\n".join(rows)
 
@@ -121,10 +123,12 @@ def main() -> None:
     parser.add_argument("--recipe", default="cpu")
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "mirror"))
     parser.add_argument("--ship-only", action="store_true", help="ship finished runs without training")
+    parser.add_argument("--commit", default="", help="the commit the runs were trained at (default: HEAD)")
+    parser.add_argument("--note", default="", help="a paragraph added to each shipped README")
     args = parser.parse_args()
     if not args.ship_only:
         train(args.recipe, Path(args.data_dir))
-    ship(args.recipe)
+    ship(args.recipe, args.commit, args.note)
     update_readme()
 
 

@@ -100,7 +100,8 @@ def plot_grad_cam(
     columns = max(1, min(columns, count))
     blocks = -(-count // columns)
     lines = max((title.count("\n") + 1 for title in titles), default=1)
-    fig = Figure(figsize=(2.2 * columns + 1.3, (4.0 + 0.3 * lines) * blocks + 0.6), layout="constrained")
+    width = max(2.2 * columns + 1.3, 4.6)
+    fig = Figure(figsize=(width, (4.0 + 0.3 * lines) * blocks + 0.6), layout="constrained")
     axes = fig.subplots(2 * blocks, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -123,7 +124,10 @@ def plot_grad_cam(
     colourbar = fig.colorbar(scale, ax=axes, shrink=0.8)
     colourbar.set_label("evidence for the class (1 = the map's peak)")
     extra = "; magenta: the object's box" if boxes is not None else ""
-    fig.suptitle(f"Where the last Inception module finds evidence (Grad-CAM, red = most){extra}", fontsize=11)
+    joint = "\n" if columns <= 2 else " "  # a narrow figure wraps its title instead of cutting it
+    fig.suptitle(
+        f"Where the last Inception module finds evidence{joint}(Grad-CAM, red = most){extra}", fontsize=11
+    )
     return fig
 
 
