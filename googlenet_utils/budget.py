@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .recipe import TrainConfig, parse_resolutions, resolution_at
+from .recipe import TrainConfig, parse_resolutions, resolution_at, scale_resolutions
 
 FULL = 32  # the side of a CIFAR image: epochs outside the low-resolution plan train at it
 MARGIN = 0.05  # share of the budget kept free: epochs vary by a few per cent (checkpoints, the host)
@@ -55,21 +55,6 @@ class Costs:
 def validations(epochs: int, val_every: int) -> int:
     """How many epochs of a run of ``epochs`` validate: every ``val_every``-th, and always the last."""
     return epochs // val_every + (1 if epochs % val_every else 0)
-
-
-def scale_resolutions(resolutions: str, epochs: int, new_epochs: int) -> str:
-    """The low-resolution plan of an ``epochs`` run for a run of ``new_epochs``, in proportion.
-
-    ``"16:8,24:3"`` of 13 epochs becomes ``"16:3,24:1"`` of 5; at least the last epoch stays at
-    full resolution, as ``TrainConfig`` requires.
-    """
-    plan = parse_resolutions(resolutions)
-    if new_epochs >= epochs or not plan:
-        return resolutions
-    scaled = [[size, round(count * new_epochs / epochs)] for size, count in plan]
-    while sum(count for _, count in scaled) >= new_epochs:
-        max(scaled, key=lambda entry: entry[1])[1] -= 1  # trim the longest stage first
-    return ",".join(f"{size}:{count}" for size, count in scaled if count > 0)
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,21 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     return plan
 
 
+def scale_resolutions(resolutions: str, epochs: int, new_epochs: int) -> str:
+    """The low-resolution plan of an ``epochs`` run for a run of ``new_epochs``, in proportion.
+
+    ``"16:8,24:3"`` of 13 epochs becomes ``"16:3,24:1"`` of 5; at least the last epoch stays at
+    full resolution, as ``TrainConfig`` requires.
+    """
+    plan = parse_resolutions(resolutions)
+    if new_epochs >= epochs or not plan:
+        return resolutions
+    scaled = [[size, round(count * new_epochs / epochs)] for size, count in plan]
+    while sum(count for _, count in scaled) >= new_epochs:
+        max(scaled, key=lambda entry: entry[1])[1] -= 1  # trim the longest stage first
+    return ",".join(f"{size}:{count}" for size, count in scaled if count > 0)
+
+
 def resolution_at(epoch: int, resolutions: str, full: int = 32) -> int:
     """The image side a (0-based) epoch trains at under ``resolutions``."""
     start = 0
@@ -273,8 +288,16 @@ class Recipe:
         return measured.get(self.name, "not measured yet")
 
     def config(self, **overrides: Any) -> TrainConfig:
-        """This recipe's ``TrainConfig`` with ``overrides`` applied (validated)."""
-        return TrainConfig(**{**self.changes, **overrides})
+        """This recipe's ``TrainConfig`` with ``overrides`` applied (validated).
+
+        A shorter ``epochs`` without its own ``resolutions`` keeps the recipe's low-resolution
+        plan in proportion (``16:8,24:3`` of 13 epochs is ``16:1`` of 2).
+        """
+        settings = {**self.changes, **overrides}
+        if "epochs" in overrides and "resolutions" not in overrides and settings.get("resolutions"):
+            epochs = self.changes.get("epochs", TrainConfig.epochs)
+            settings["resolutions"] = scale_resolutions(settings["resolutions"], epochs, overrides["epochs"])
+        return TrainConfig(**settings)
 
 
 RECIPES: dict[str, Recipe] = {

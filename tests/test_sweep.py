@@ -15,6 +15,16 @@ SMOKE = SWEEPS["smoke"]
 PAIR = ("baseline", "3x3x2")
 
 
+def results(root):
+    return root / "results" / SMOKE.name  # where the command puts them: --results, then the sweep's name
+
+
+def sweep_pair(data, root, log=print):
+    run_sweep(
+        SMOKE, data, runs_root=root / "runs", results_root=results(root), variants=PAIR, device="cpu", log=log
+    )
+
+
 @pytest.fixture(scope="module")
 def smoke_data(tmp_path_factory):
     return load_sweep_data(SMOKE, "unused", tmp_path_factory.mktemp("smoke-data"))
@@ -25,8 +35,7 @@ def shipped(smoke_data, tmp_path_factory):
     """Two variants x two seeds of the smoke sweep, trained and shipped once for this module."""
     root = tmp_path_factory.mktemp("sweep")
     lines = []
-    run_sweep(SMOKE, smoke_data, runs_root=root / "runs", results_root=root / "results", variants=PAIR,
-              device="cpu", log=lines.append)  # fmt: skip
+    sweep_pair(smoke_data, root, lines.append)
     return root, lines
 
 
@@ -61,10 +70,10 @@ def test_each_variant_changes_only_what_it_says(tmp_path):
 
 def test_a_sweep_ships_config_history_and_metrics_of_each_run(shipped):
     root, lines = shipped
-    folders = sorted(p.name for p in (root / "results").iterdir())
+    folders = sorted(p.name for p in results(root).iterdir())
     assert folders == ["3x3x2-seed0", "3x3x2-seed1", "baseline-seed0", "baseline-seed1"]
     for name in folders:
-        assert sorted(p.name for p in (root / "results" / name).iterdir()) == sorted(SHIPPED_FILES)
+        assert sorted(p.name for p in (results(root) / name).iterdir()) == sorted(SHIPPED_FILES)
         assert (root / "runs" / name / "best.pt").is_file()  # weights stay in the run directory
     assert len(lines) == 4 and lines[0].startswith("[sweep smoke 1/4] baseline-seed0: test accuracy")
     assert "3 to go" in lines[0] and "to go" not in lines[-1]
@@ -72,7 +81,7 @@ def test_a_sweep_ships_config_history_and_metrics_of_each_run(shipped):
 
 def test_paired_runs_share_the_data_and_the_split(shipped):
     root, _ = shipped
-    records = {p.name: RunDir(p).read_config() for p in (root / "results").iterdir()}
+    records = {p.name: RunDir(p).read_config() for p in results(root).iterdir()}
     for seed in (0, 1):
         baseline, other = records[f"baseline-seed{seed}"], records[f"3x3x2-seed{seed}"]
         assert baseline["data"] == other["data"] and baseline["train"]["seed"] == seed
@@ -82,22 +91,21 @@ def test_paired_runs_share_the_data_and_the_split(shipped):
 
 def test_shipped_runs_are_skipped_and_a_lost_one_is_reshipped_from_its_run(shipped, smoke_data, tmp_path):
     root = copy_of(shipped[0], tmp_path)
-    before = (root / "results" / "3x3x2-seed1" / "history.csv").read_text()
-    shutil.rmtree(root / "results" / "3x3x2-seed1")
-    (root / "results" / ".3x3x2-seed1.partial").mkdir()  # a copy interrupted half-way
+    before = (results(root) / "3x3x2-seed1" / "history.csv").read_text()
+    shutil.rmtree(results(root) / "3x3x2-seed1")
+    (results(root) / ".3x3x2-seed1.partial").mkdir()  # a copy interrupted half-way
     lines = []
-    run_sweep(SMOKE, smoke_data, runs_root=root / "runs", results_root=root / "results", variants=PAIR,
-              device="cpu", log=lines.append)  # fmt: skip
+    sweep_pair(smoke_data, root, lines.append)
     assert (
         sum(line.endswith(", skipped") for line in lines) == 3 and "3x3x2-seed1: test accuracy" in lines[-1]
     )
-    assert (root / "results" / "3x3x2-seed1" / "history.csv").read_text() == before  # re-tested only
-    assert not (root / "results" / ".3x3x2-seed1.partial").exists()
+    assert (results(root) / "3x3x2-seed1" / "history.csv").read_text() == before  # re-tested only
+    assert not (results(root) / ".3x3x2-seed1.partial").exists()
 
 
 def test_results_made_with_other_settings_are_refused(shipped, smoke_data, tmp_path):
     root = copy_of(shipped[0], tmp_path)
-    path = root / "results" / "baseline-seed0" / "config.json"
+    path = results(root) / "baseline-seed0" / "config.json"
     record = json.loads(path.read_text())
     record["train"]["lr"] = 0.5
     record["model"]["dropout"] = 0.0
@@ -105,8 +113,7 @@ def test_results_made_with_other_settings_are_refused(shipped, smoke_data, tmp_p
     with pytest.raises(
         UserError, match=r"baseline-seed0 holds results made with other settings \(lr, model.dropout\)"
     ):
-        run_sweep(SMOKE, smoke_data, runs_root=root / "runs", results_root=root / "results", variants=PAIR,
-                  device="cpu", log=lambda _: None)  # fmt: skip
+        sweep_pair(smoke_data, root, lambda _: None)
 
 
 def test_the_command_lists_the_plan_without_training(shipped, capsys):
