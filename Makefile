@@ -33,12 +33,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check googlenet_utils tests tools notebooks
 	$(BIN)/ruff format --check googlenet_utils tests tools notebooks
 
+# Two test processes, one torch thread each: unit tests in 6 min instead of 8.5 on 2 cores (2026-12-01).
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests $(PARALLEL)
 
 # Notebooks run top to bottom in smoke mode: synthetic data, the smoke recipe, the CPU.
 nbval: $(STAMP)
-	GOOGLENET_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+	GOOGLENET_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PARALLEL) --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
 # The recipe follows the device: `fast` on a GPU, `cpu` (about half an hour) without one.

@@ -47,7 +47,8 @@ NUM_CLASSES = 10
 # batches.meta of a dataset this project wrote itself says where its images came from under this key.
 PROVENANCE_KEY = "provenance"
 # Words by which a stated provenance claims checked, official files: trusted only after the md5 check.
-_CLAIMS_CHECKED = re.compile(r"md5|checksum|verif|official", re.IGNORECASE)
+# ("official training images" of the JPEG mirror names where its images came from, not a check.)
+_CLAIMS_CHECKED = re.compile(r"md5|checksum|verif|official (files|archive)", re.IGNORECASE)
 
 
 class DatasetError(UserError, RuntimeError):
@@ -277,6 +278,9 @@ def _unpickle(path: Path) -> dict:
     return entry
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def _is_class_number(value: Any) -> bool:
     """A whole number that fits int64: ``True`` is not class 1, 3.7 is not 3, "cat" and None are not."""
     if isinstance(value, bool | np.bool_):
@@ -286,9 +290,6 @@ def _is_class_number(value: Any) -> bool:
     if isinstance(value, float | np.floating):
         return math.isfinite(value) and float(value).is_integer() and abs(value) <= _INT64.max
     return False
-
-
-_INT64 = np.iinfo(np.int64)
 
 
 def _read_labels(path: Path, raw: Any, count: int) -> np.ndarray:

@@ -8,6 +8,8 @@ The photo comes with matplotlib (``matplotlib.cbook.get_sample_data``), so no do
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
 from pathlib import Path
 
@@ -44,7 +46,9 @@ def imagenet_googlenet(allow_download: bool, timeout: float = 20.0) -> tuple[nn.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # an offline machine fails in seconds instead of hanging
     try:
-        model = googlenet(weights=_weights(), progress=False)
+        quiet = io.StringIO()  # torch.hub prints "Downloading ... to <this machine's cache path>"
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            model = googlenet(weights=_weights(), progress=False)
     except Exception as error:  # no network, a proxy, a full disk: say so, and let the notebook go on
         first = str(error).splitlines()[0] if str(error) else ""
         return None, f"skipped: the weights could not be downloaded ({type(error).__name__}: {first[:120]})"

@@ -258,6 +258,14 @@ def class_effect(
     return observed, (1 + larger) / (1 + shuffles)
 
 
+def _derangement(n: int, seed: int = 0) -> Tensor:
+    """A fixed random permutation of range(n) that moves every item (one cycle through a shuffled order)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    partner = torch.empty_like(order)
+    partner[order] = order.roll(-1)
+    return partner
+
+
 @torch.no_grad()
 def branch_ablation(
     model: nn.Module, batches: Any, module_names: list[str], replacement: str = "mean"
@@ -270,9 +278,11 @@ def branch_ablation(
     the image. Rows: module, branch, accuracy, change against the intact network and the paired
     standard error of that change. ``batches`` must be iterable several times (a loader, a list).
 
-    ``replacement="other image"`` instead gives each image the branch's output for the next image
-    of its batch (a shuffled-image ablation): the next layer then receives real, typical maps, only
-    from the wrong image, which rules out that the loss comes from an unnatural constant input.
+    ``replacement="other image"`` instead gives each image the branch's output for another image of
+    its batch, chosen by a fixed random derangement (a shuffled-image ablation): the next layer then
+    receives real, typical maps, only from the wrong image, which rules out that the loss comes from
+    an unnatural constant input. (Random, not the neighbour: a class-balanced sample is often sorted
+    by class, and a neighbour of the same class would hand over the right evidence.)
     """
     if replacement not in ("mean", "other image"):
         raise ValueError(f"replacement must be 'mean' or 'other image', got {replacement!r}")
@@ -312,7 +322,7 @@ def branch_ablation(
 
                 def replace(_m: nn.Module, _i: Any, out: Tensor, mean: Tensor = mean) -> Tensor:
                     if replacement == "other image":
-                        return out.roll(1, dims=0)  # each image gets its neighbour's maps
+                        return out[_derangement(len(out))]  # each image gets another image's maps
                     return mean.to(out.device, out.dtype)[None, :, None, None].expand_as(out)
 
                 hook = getattr(module, branch).register_forward_hook(replace)

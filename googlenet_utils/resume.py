@@ -18,7 +18,7 @@ def check_resume(
     Allowed: what does not change the computation (device, compile, ...), plus the two remedies
     for a diverging run, a lower peak learning rate and fp32. The history records them.
     """
-    if state.get("data") != fingerprint:
+    if _contents(state.get("data")) != _contents(fingerprint):
         raise CheckpointError(
             f"{path} was trained on other data or another validation split; resuming would test a model "
             f"chosen on one dataset against another.\n  the run: {describe_data(state.get('data'))}\n"
@@ -37,6 +37,14 @@ def check_resume(
             f"the run was trained with ema={state['ema'] is not None}; resume with the same"
         )
     return "; ".join(f"{k} {old} -> {new}" for k, (old, new) in allowed.items()) or None
+
+
+def _contents(fingerprint: Any) -> Any:
+    """A data fingerprint without its ``source`` label: the digest and sizes say which images, and a
+    label's wording may change between versions of the package (the same images stay resumable)."""
+    if not isinstance(fingerprint, dict):
+        return fingerprint
+    return {key: value for key, value in fingerprint.items() if key != "source"}
 
 
 def divergence_advice(

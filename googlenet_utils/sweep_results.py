@@ -230,26 +230,35 @@ def format_interval(interval: Interval | None, unit: str = "pp", signed: bool = 
 
 
 def choice_table(
-    choice: Choice, summaries: dict[str, VariantSummary], comparisons: Sequence[Comparison]
+    choice: Choice,
+    summaries: dict[str, VariantSummary],
+    comparisons: Sequence[Comparison],
+    costs: dict[str, tuple[int, int]] | None = None,
 ) -> list[dict[str, str]]:
-    """One row per variant of ``choice``: its accuracy over seeds and its difference to the paper's choice."""
+    """One row per variant of ``choice``: its cost, its accuracy over seeds and its difference to the
+    paper's choice. ``costs`` (parameters, multiply-adds by variant) covers variants not run yet."""
     differences = {c.variant: c for c in comparisons}
     rows = []
     for name in choice.variants:
         summary = summaries.get(name)
+        cost = (summary.parameters, summary.macs) if summary else (costs or {}).get(name)
         compared = differences.get(name)
+        if name == choice.reference:
+            difference = ""
+        elif compared is None or not compared.seeds:
+            difference = "not measured yet"
+        else:
+            difference = format_interval(compared.interval)
         rows.append(
             {
                 "variant": name + (" (paper)" if name == choice.reference else ""),
+                "parameters": f"{cost[0]:,}" if cost else "",
+                "multiply-adds": f"{cost[1] / 1e6:.1f} M" if cost else "",
                 "seeds": str(len(summary.seeds)) if summary else "0",
                 "test accuracy, mean [95% interval]": (
                     format_interval(summary.accuracy, "%", signed=False) if summary else "not run yet"
                 ),
-                "minus the paper's [95% interval]": (
-                    ""
-                    if name == choice.reference
-                    else format_interval(compared.interval if compared else None)
-                ),
+                "minus the paper's [95% interval]": difference,
                 "train min": f"{summary.train_minutes:.1f}" if summary else "",
             }
         )

@@ -282,6 +282,9 @@ def test_a_stated_provenance_never_claims_a_check_that_did_not_run(small_root, t
     honest = "synthetic stand-in (not CIFAR-10 images), seed 3"
     rewrite(root / BATCH_FOLDER / "batches.meta", provenance=honest)
     assert load_cifar10(root, verify=False).source == honest  # a claim of no check is kept as stated
+    mirror = "CIFAR-10 JPEG mirror: 50,000 official training images, test = 5,000 official test images"
+    rewrite(root / BATCH_FOLDER / "batches.meta", provenance=mirror)
+    assert load_cifar10(root, verify=False).source == mirror  # where the images came from, not a check
 
 
 def test_the_mirror_is_described_by_what_its_test_batch_holds():

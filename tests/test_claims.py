@@ -89,3 +89,11 @@ def test_a_markdown_table_escapes_its_cells():
 
 def test_the_effect_sizes_are_stated_with_their_units():
     assert MIN_EFFECT == {"smoothness": 0.05, "branch loss": 0.01, "aux gain": 0.01, "cam margin": 0.05}
+
+
+def test_a_branch_counts_as_needed_only_if_every_ablation_given_costs_enough():
+    other = [ablation_row("1x1", 0.056, 0.015), ablation_row("pool proj", -0.03, 0.005)]  # 1x1 even gains
+    rows = {row["claim"]: row for row in claims_table(measured(ablation_other=other))}
+    branches = rows["every branch of the modules probed carries information the network uses"]
+    assert branches["verdict"].startswith("not supported")  # 1x1: not under both; pool: not under the mean
+    assert "under both the mean and the other-image ablation" in branches["deciding number"]

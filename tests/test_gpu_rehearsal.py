@@ -67,13 +67,17 @@ def compile_once(monkeypatch):
         def then_no_more(self):
             warm_up(self)
             assert self.compile, "the compiler failed and the run fell back to eager"
-            monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+            torch.compiler.set_stance("fail_on_recompile")  # public since torch 2.6
             seen["graphs"] = graphs_compiled()
 
         monkeypatch.setattr(Trainer, "warm_up_compiled", then_no_more)
 
+    from torch._dynamo.utils import counters
+
     torch._dynamo.reset()
+    counters.clear()  # reset() keeps the counts of earlier tests' graphs
     yield use, seen
+    torch.compiler.set_stance("default")
     torch._dynamo.reset()
 
 

@@ -7,6 +7,7 @@ from test_analysis_more import Tiny
 from googlenet_utils import GoogLeNet
 from googlenet_utils.probes import (
     GRADIENT_LAYERS,
+    _derangement,
     branch_ablation,
     cam_against_baselines,
     cam_box_shares,
@@ -63,6 +64,13 @@ def test_the_other_image_ablation_by_hand():
     assert all(row["change"] == 0 for row in rows[1:])  # the constant branches carry nothing to swap
     with pytest.raises(ValueError, match="replacement"):
         branch_ablation(Tiny(), batches, ["inception3a"], replacement="zero")
+
+
+def test_every_image_gets_another_images_maps_in_a_random_order():
+    for n in (2, 3, 10, 250):
+        partner = _derangement(n)
+        assert sorted(partner.tolist()) == list(range(n)) and bool((partner != torch.arange(n)).all())
+    assert (_derangement(250) != torch.arange(250).roll(1)).any()  # not simply the neighbour
 
 
 # ---------------------------------------------------------------- filters on one scale

@@ -12,6 +12,7 @@ from googlenet_utils.design import CHOICES, VARIANTS, Choice
 from googlenet_utils.plots import plot_design_choice
 from googlenet_utils.sweep_results import (
     Interval,
+    choice_table,
     compare,
     mean_interval,
     read_sweep,
@@ -133,6 +134,21 @@ def test_a_variant_without_a_paired_seed_is_not_measured_yet(sweep_root):
     choice = Choice("test", "?", "3x3", ("dropout-0",), "claim")
     (comparison,) = compare(read_sweep(sweep_root), choice)
     assert comparison.interval is None and comparison.verdict.startswith("not measured yet")
+
+
+def test_a_choice_table_shows_cost_accuracy_and_difference_per_variant(sweep_root):
+    runs = read_sweep(sweep_root)
+    choice = Choice("test", "?", "baseline", ("3x3", "dropout-0"), "claim")
+    costs = {"dropout-0": (123, 4_500_000)}
+    base, three, dropout = choice_table(choice, summarise(runs), compare(runs, choice), costs)
+    assert base["variant"] == "baseline (paper)" and base["minus the paper's [95% interval]"] == ""
+    assert base["test accuracy, mean [95% interval]"].startswith("61.00% [")
+    summary = summarise(runs)["3x3"]
+    assert three["parameters"] == f"{summary.parameters:,}" and three["seeds"] == "3"
+    assert three["minus the paper's [95% interval]"].startswith("-0.83 pp [")
+    assert dropout["test accuracy, mean [95% interval]"] == "not run yet"
+    assert (dropout["parameters"], dropout["multiply-adds"]) == ("123", "4.5 M")  # counted, not run
+    assert dropout["minus the paper's [95% interval]"] == "not measured yet"
 
 
 def test_runs_tested_on_other_data_are_not_paired(sweep_root):

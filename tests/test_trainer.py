@@ -197,6 +197,15 @@ def test_resume_refuses_other_data_and_names_both(finished_run, tmp_path):
     assert str(error.value).count("synthetic stand-in") == 2
 
 
+def test_the_same_images_under_a_reworded_label_stay_resumable(finished_run, synthetic, tmp_path):
+    import dataclasses
+
+    run_dir = copy_run(finished_run, tmp_path)
+    relabelled = dataclasses.replace(synthetic, source=synthetic.source + " (label reworded)")
+    run = fit(tiny_model(), relabelled, tiny_config(run_dir, resume=True))  # the digest decides
+    assert run.test_accuracy == finished_run.test_accuracy
+
+
 def test_resume_of_a_finished_run_only_re_tests(finished_run, synthetic, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
     again = fit(tiny_model(seed=5), synthetic, tiny_config(run_dir, resume=True))
@@ -229,23 +238,23 @@ class Killed(BaseException):
     """Stands for SIGKILL at one chosen point: nothing after it runs."""
 
 
-def test_a_kill_between_best_and_last_pt_of_the_first_epoch_loses_nothing(
-    finished_run, synthetic, tmp_path, monkeypatch
-):
+def test_a_kill_between_best_and_last_pt_of_the_first_epoch_loses_nothing(synthetic, tmp_path, monkeypatch):
     def killed(self, state):
         raise Killed  # the improved epoch's weights are written, its last.pt is not
 
+    run_dir, one_epoch = tmp_path / "run", {"epochs": 1}
     monkeypatch.setattr(RunDir, "save_last", killed)
     with pytest.raises(Killed):
-        fit(tiny_model(), synthetic, tiny_config(tmp_path))
+        fit(tiny_model(), synthetic, tiny_config(run_dir, **one_epoch))
     monkeypatch.undo()
-    litter = [tmp_path / ".last.pt.a1b2c3d4.tmp", tmp_path / ".metrics.json.e5f6g7h8.tmp"]
+    litter = [run_dir / ".last.pt.a1b2c3d4.tmp", run_dir / ".metrics.json.e5f6g7h8.tmp"]
     for path in litter:  # what a kill during those writes leaves
         path.write_bytes(b"x" * 1000)
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, resume=True))
-    assert comparable(run.history) == comparable(finished_run.history)
-    assert run.test_accuracy == finished_run.test_accuracy
-    assert not any(path.exists() for path in litter) and not (tmp_path / "best.pt.pending").exists()
+    run = fit(tiny_model(), synthetic, tiny_config(run_dir, resume=True, **one_epoch))
+    straight = fit(tiny_model(), synthetic, tiny_config(tmp_path / "straight", **one_epoch))
+    assert comparable(run.history) == comparable(straight.history)
+    assert run.test_accuracy == straight.test_accuracy
+    assert not any(path.exists() for path in litter) and not (run_dir / "best.pt.pending").exists()
 
 
 def test_after_a_full_disk_in_the_first_epoch_the_advised_resume_works(synthetic, tmp_path, monkeypatch):
