@@ -11,7 +11,7 @@ OUT ?= gpu-report
 STARTED := $(shell date +%s)
 MIRROR_META := data/mirror/cifar-10-batches-py/batches.meta
 
-.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs notebook-outputs \
+.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs cpu-30min notebook-outputs \
 	notebook-outputs-real gpu-prepare gpu-tqdm gpu-report gpu-report-no-aux gpu-report-best gpu-publish clean
 
 setup: $(STAMP)
@@ -36,13 +36,15 @@ lint: $(STAMP)
 # Two test processes, one torch thread each: unit tests in 6 min instead of 8.5 on 2 cores (2026-12-01).
 TEST_WORKERS ?= 2
 PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+# nbval runs a notebook's cells in order in one kernel: each notebook stays on one process.
+NOTEBOOKS_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests $(PARALLEL)
 
 # Notebooks run top to bottom in smoke mode: synthetic data, the smoke recipe, the CPU.
 nbval: $(STAMP)
-	GOOGLENET_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PARALLEL) --nbval-lax --nbval-current-env \
+	GOOGLENET_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(NOTEBOOKS_PARALLEL) --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
 # The recipe follows the device: `fast` on a GPU, `cpu` (about half an hour) without one.
@@ -64,6 +66,10 @@ mirror: $(STAMP)
 # The shipped CPU reference runs (about an hour on a 2-core CPU; run nothing else meanwhile).
 reference-runs: $(STAMP) mirror
 	$(BIN)/python tools/ship_reference_runs.py
+
+# The cpu recipe given 30 minutes in all (--time-budget 1800), shipped as results/timed-cpu-30min.
+cpu-30min: $(STAMP) mirror
+	$(BIN)/python tools/ship_reference_runs.py --timed
 
 # After editing a notebook: re-run it in smoke mode and store the outputs of its checked cells.
 notebook-outputs: $(STAMP)

@@ -29,8 +29,9 @@ from .cifar10 import CIFAR10Data, load_cifar10
 from .complexity import total_macs
 from .devices import device_name, pick_device, synchronize
 from .loader import CROP_PADDING, CIFARLoader, channel_stats
-from .model import GoogLeNet, googlenet_loss
+from .model import googlenet_loss
 from .recipe import choose_recipe, make_optimizer
+from .runspec import describe_run
 from .synthetic import make_synthetic_cifar10
 from .trainer import Trainer
 
@@ -179,10 +180,10 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         baseline = torchvision_loader(root, batch_size, channel_stats(data.train_images))
         plain_batches = _endless(lambda: baseline)
         next(plain_batches)
-        torch.manual_seed(0)
-        model = GoogLeNet(len(data.classes), variant="cifar", width=width)
-        plain_model = copy.deepcopy(model)  # same weights, default fp32 NCHW layout
-        config = recipe.config(
+        spec = describe_run(
+            recipe,
+            width=width,
+            num_classes=len(data.classes),
             epochs=1,
             warmup_epochs=0.0,
             batch_size=batch_size,
@@ -193,6 +194,8 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
             progress=False,
             **({"precision": args.precision} if args.precision else {}),
         )
+        model, config = spec.build_model(), spec.train
+        plain_model = copy.deepcopy(model)  # same weights, default fp32 NCHW layout
         trainer = Trainer(model, data, config)
 
         def recipe_rate() -> float:

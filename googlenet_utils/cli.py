@@ -21,15 +21,15 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .cifar10 import NUM_CLASSES, CIFAR10Data, DatasetError, DatasetMissingError, load_cifar10
+from .cifar10 import CIFAR10Data, DatasetError, DatasetMissingError, load_cifar10
 from .complexity import training_memory
 from .devices import free_memory, pick_device, pick_precision
 from .errors import ConfigError, UserError
-from .model import GoogLeNet, ModelConfig
-from .recipe import RECIPES, TrainConfig, choose_recipe, describe_overrides, field_types, run_name
+from .model import GoogLeNet
+from .recipe import RECIPES, TrainConfig, choose_recipe, field_types
 from .rundir import CONFIG, LAST, RunDir
+from .runspec import describe_run
 from .synthetic import make_synthetic_cifar10
-from .trainer import fit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,27 +112,19 @@ def run(argv: list[str] | None = None) -> None:
     try:
         device = pick_device(distributed.device_for(context, overrides.get("device", "auto")))
         recipe, why = choose_recipe(args.recipe, device)
+        spec = describe_run(recipe, width=args.width, aux_logits=not args.no_aux, **overrides)
         if context is None or context.is_main:
             print(f"{why}: {recipe.summary}")
-            changed = describe_overrides(recipe, overrides, args.width)
-            if changed:
-                print(f"overrides in effect: {changed}")
-        name = run_name(recipe.name, aux_logits=not args.no_aux, width=args.width)
-        overrides.setdefault("run_dir", str(Path("runs") / name))  # where notebooks 04 and 05 look
-        config = recipe.config(**overrides)
-        width = args.width if args.width is not None else recipe.width
+            if spec.overrides:
+                print(f"overrides in effect: {spec.overrides}")
         try:
-            ModelConfig(NUM_CLASSES, "cifar", width, not args.no_aux)  # a bad width: refused before the data
             with tempfile.TemporaryDirectory() as scratch:
                 data = _load_data(args, recipe.subset is not None, Path(scratch))
-            if recipe.subset is not None:
-                data = data.subset(*recipe.subset)
-            torch.manual_seed(config.seed)  # the model's initial weights
-            model = GoogLeNet(len(data.classes), variant="cifar", aux_logits=not args.no_aux, width=width)
-            check_memory(model, config, device, context)
-            fit(model, data, config, recipe=recipe.name, distributed=context)
+            model = spec.build_model()
+            check_memory(model, spec.train, device, context)
+            spec.fit(spec.data(data), model, distributed=context)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(config.run_dir) from None  # main() says what the folder holds
+            raise KeyboardInterrupt(spec.train.run_dir) from None  # main() says what the folder holds
     finally:
         distributed.stop(context)
 

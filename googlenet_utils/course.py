@@ -30,8 +30,9 @@ from .cifar10 import BATCH_FOLDER, CIFAR10Data, load_cifar10
 from .devices import pick_device
 from .errors import ConfigError
 from .paths import display_path, project_root  # noqa: F401 - the notebooks import them from here
-from .recipe import RECIPES, Recipe, TrainConfig, choose_recipe, run_name
+from .recipe import RECIPES, Recipe, choose_recipe, run_name
 from .rundir import METRICS
+from .runspec import RunSpec, describe_run
 from .synthetic import make_synthetic_cifar10
 
 # The reference runs shipped under results/, by the run name `make train` and notebook 04 give the
@@ -122,13 +123,23 @@ def course_recipe(settings: CourseSettings, name: str = "auto") -> tuple[Recipe,
     return choose_recipe(name, settings.device)
 
 
-def course_train_config(
-    settings: CourseSettings, run_name: str, recipe: Recipe, **changes: Any
-) -> TrainConfig:
-    """``recipe``'s settings for run ``run_name`` under ``settings.run_dir``, resumable, with ``changes``."""
-    return recipe.config(
-        run_dir=str(settings.run_dir / run_name), device=str(settings.device), resume=True, **changes
-    )
+def course_run(
+    settings: CourseSettings,
+    recipe: Recipe,
+    *,
+    name: str | None = None,
+    width: float | None = None,
+    aux_logits: bool = True,
+    **changes: Any,
+) -> RunSpec:
+    """``recipe``'s run with these changes under ``settings.run_dir``, resumable, on the course's device.
+
+    The folder is the run's name (``recipe.run_name``: what ``make train`` writes and notebook 05
+    finds) unless ``name`` gives another, e.g. for a second seed.
+    """
+    folder = {"run_dir": str(settings.run_dir / name)} if name else {}
+    return describe_run(recipe, width=width, aux_logits=aux_logits, runs=settings.run_dir,
+                        device=str(settings.device), resume=True, **folder, **changes)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ rewrites the README's GPU table from every published report: no figure is typed 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -51,10 +52,11 @@ from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .cifar10 import load_cifar10
 from .devices import device_name, pick_device
 from .model import GoogLeNet
-from .recipe import MEASURED, RECIPES, Recipe, TrainConfig
+from .recipe import MEASURED, RECIPES, Recipe
 from .rundir import BEST, CONFIG, HISTORY, METRICS, PREDICTIONS, RunDir
+from .runspec import RunSpec, describe_run
 from .synthetic import make_synthetic_cifar10
-from .trainer import ProgressHook, fit
+from .trainer import ProgressHook
 
 REPORT, TABLE_START, TABLE_END = "report.json", "<!-- gpu-report:start -->", "<!-- gpu-report:end -->"
 ENVIRONMENT, BENCH, PROGRESS = "environment.json", "bench.json", "progress.json"
@@ -170,14 +172,13 @@ def limits(budget: float, wall_limit: float, started: float) -> dict[str, float]
     return {name: max(1.0, seconds - gone - AFTER_FIT_SECONDS) for name, seconds in left.items()}
 
 
-def _train_config(
-    args: argparse.Namespace, recipe: Recipe, run_dir: Path, device: torch.device
-) -> TrainConfig:
+def _run_spec(args: argparse.Namespace, recipe: Recipe, run_dir: Path, device: torch.device) -> RunSpec:
     changes: dict[str, Any] = {"run_dir": str(run_dir), "device": str(device), "progress": False}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
-    base = recipe.config(**changes)  # validated before the clock is read
-    return base.replace(**limits(args.budget, args.wall_limit, args.started))
+    spec = describe_run(recipe, aux_logits=not args.no_aux, **changes)  # validated before the clock is read
+    train = spec.train.replace(**limits(args.budget, args.wall_limit, args.started))
+    return dataclasses.replace(spec, train=train)
 
 
 def _data(args: argparse.Namespace, scratch: str) -> tuple[str, bool]:
@@ -203,13 +204,10 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
         data_dir, verify = _data(args, scratch)
         bench = run_bench(args, recipe, data_dir, verify, out) if args.bench else None
         data = load_cifar10(data_dir, verify=verify)
-        if recipe.subset is not None:
-            data = data.subset(*recipe.subset)
         run_dir = Path(scratch) / "run"  # checkpoints stay here; OUT gets the results
-        config = _train_config(args, recipe, run_dir, device)
-        torch.manual_seed(config.seed)  # the model's initial weights, as `python -m googlenet_utils.train`
-        model = GoogLeNet(len(data.classes), variant="cifar", aux_logits=not args.no_aux, width=recipe.width)
-        run = fit(model, data, config, recipe=recipe.name, on_epoch=mirror_progress(out))
+        spec = _run_spec(args, recipe, run_dir, device)
+        model = spec.build_model()  # the initial weights, as `python -m googlenet_utils.train`
+        run = spec.fit(spec.data(data), model, on_epoch=mirror_progress(out))
         collect_results(run_dir, out)
     report = summarise(run.metrics, run.history, model, env, args, recipe, bench, device)
     _write_json(out / REPORT, report)

@@ -424,17 +424,25 @@ class GoogLeNet(nn.Module):
         return self._forward(x, with_aux=False).logits
 
     def _forward(self, x: Tensor, *, with_aux: bool) -> GoogLeNetOutputs:
-        self.check_input(x)
-        x = self.stem(x)
-        x = self.inception3b(self.inception3a(x))
-        x = self.inception4a(self.pool3(x))
-        aux1 = self.aux1(x) if with_aux else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if with_aux else None
-        x = self.pool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        x = torch.flatten(self.avgpool(x), 1)
-        logits = self.fc(self.dropout(x))
+        # Shapes at width 1, as (channels, height, width) per image: imagenet variant | cifar variant.
+        self.check_input(x)  # 3 x 224 x 224 | 3 x 32 x 32
+        x = self.stem(x)  # 192 x 28 x 28 | 192 x 32 x 32 (the cifar stem keeps the resolution)
+        x = self.inception3a(x)  # 256 x 28 x 28 | 256 x 32 x 32
+        x = self.inception3b(x)  # 480 x 28 x 28 | 480 x 32 x 32
+        x = self.pool3(x)  # 480 x 14 x 14 | 480 x 16 x 16
+        x = self.inception4a(x)  # 512 x 14 x 14 | 512 x 16 x 16
+        aux1 = self.aux1(x) if with_aux else None  # num_classes, from 4a's output
+        x = self.inception4b(x)  # 512 x 14 x 14 | 512 x 16 x 16
+        x = self.inception4c(x)  # 512 x 14 x 14 | 512 x 16 x 16
+        x = self.inception4d(x)  # 528 x 14 x 14 | 528 x 16 x 16
+        aux2 = self.aux2(x) if with_aux else None  # num_classes, from 4d's output
+        x = self.inception4e(x)  # 832 x 14 x 14 | 832 x 16 x 16
+        x = self.pool4(x)  # 832 x 7 x 7 | 832 x 8 x 8
+        x = self.inception5a(x)  # 832 x 7 x 7 | 832 x 8 x 8
+        x = self.inception5b(x)  # 1024 x 7 x 7 | 1024 x 8 x 8
+        x = self.avgpool(x)  # 1024 x 1 x 1 (head "gap"; "fc" keeps a grid: 1024 x g x g)
+        x = torch.flatten(x, 1)  # 1024 (times g x g for head "fc")
+        logits = self.fc(self.dropout(x))  # num_classes
         return GoogLeNetOutputs(logits, aux1, aux2)
 
     def fuse_1x1(self, enabled: bool = True) -> GoogLeNet:

@@ -36,6 +36,7 @@ from .model import GoogLeNet, ModelConfig
 from .paths import display_path
 from .recipe import OPERATIONAL, Recipe, TrainConfig
 from .rundir import CONFIG, HISTORY, METRICS, RunDir
+from .runspec import describe_run
 from .synthetic import make_synthetic_cifar10
 from .trainer import Run, fit
 
@@ -168,11 +169,16 @@ def run_settings(
     num_classes: int = 10,
 ) -> tuple[ModelConfig, TrainConfig]:
     """The network and the training settings of ``run``: the sweep's recipe plus the variant's changes."""
-    model = ModelConfig(num_classes=num_classes, variant="cifar", width=sweep.recipe.width, **run.model)
-    train = sweep.recipe.config(
-        **run.train, seed=run.seed, run_dir=str(run_dir), resume=True, device=device, progress=False
-    )
-    return model, train
+    network = dict(run.model)
+    spec = describe_run(
+        sweep.recipe,
+        width=network.pop("width", None),
+        aux_logits=network.pop("aux_logits", True),
+        num_classes=num_classes,
+        model_changes=network,
+        **run.train, seed=run.seed, run_dir=str(run_dir), resume=True, device=device, progress=False,
+    )  # fmt: skip
+    return spec.model, spec.train
 
 
 @contextmanager

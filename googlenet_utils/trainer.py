@@ -105,25 +105,45 @@ class Trainer:
         self.dist = distributed
         self.is_main = distributed is None or distributed.is_main
         self.rundir = RunDir(config.run_dir)
-        self.device = pick_device(dist_utils.device_for(distributed, config.device))
+        self._choose_device()
+        is_val = self._check_sizes()
+        self._build_loaders(is_val)
+        self._place_model(model)
+        self._empty_state()
+
+    # ---- construction, step by step
+
+    def _choose_device(self) -> None:
+        """The device (this process's GPU under torchrun), its precision and whether to compile."""
+        config = self.config
+        self.device = pick_device(dist_utils.device_for(self.dist, config.device))
         self.precision = pick_precision(config.precision, self.device)
         self.dtype = autocast_dtype(self.precision)
         self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
-        if config.val_size >= len(data.train_labels):
-            raise ConfigError(
-                f"TrainConfig.val_size ({config.val_size}) must be smaller than the "
-                f"{len(data.train_labels)} training images"
-            )
-        if config.sync_batch_norm and distributed is not None and self.device.type != "cuda":
+        if config.sync_batch_norm and self.dist is not None and self.device.type != "cuda":
             raise ConfigError("sync_batch_norm needs GPUs: PyTorch's SyncBatchNorm does not run on CPUs")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-        is_val = validation_indices(data.train_labels, config.val_size, config.seed)
+
+    def _check_sizes(self) -> Tensor:
+        """Refuse a validation split or batch the data cannot hold; return the split's mask."""
+        config, labels = self.config, self.data.train_labels
+        if config.val_size >= len(labels):
+            raise ConfigError(
+                f"TrainConfig.val_size ({config.val_size}) must be smaller than the "
+                f"{len(labels)} training images"
+            )
+        is_val = validation_indices(labels, config.val_size, config.seed)
         if int((~is_val).sum()) < config.batch_size:
             raise ConfigError(
                 f"TrainConfig.batch_size ({config.batch_size}) exceeds the {int((~is_val).sum())} training "
                 "images left after the validation split"
             )
+        return is_val
+
+    def _build_loaders(self, is_val: Tensor) -> None:
+        """Training, validation and test loaders on the device; the data's fingerprint for resuming."""
+        config, data, distributed = self.config, self.data, self.dist
         world = {"rank": distributed.rank, "world_size": distributed.world_size} if distributed else {}
         common = {"device": self.device, "channels_last": config.channels_last, **world}
         train, val = data.train_images, data.train_labels
@@ -135,13 +155,16 @@ class Trainer:
             data.test_images, data.test_labels, config.eval_batch_size, **evaluation
         )
         self.fingerprint = split_fingerprint(data, config.val_size, config.seed)
+        self.steps_per_epoch = len(self.train_loader)
 
+    def _place_model(self, model: nn.Module) -> None:
+        """The model on the device in its memory format, its optimiser, scaler, average and wrappers."""
+        config, distributed = self.config, self.dist
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         if config.sync_batch_norm and distributed is not None:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device, memory_format=memory_format)
         self.optimizer = make_optimizer(model, config, self.device)
-        self.steps_per_epoch = len(self.train_loader)
         self._set_config(config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.ema = EMA(model, config.ema_decay) if config.ema else None
@@ -151,6 +174,9 @@ class Trainer:
         self.eval_forward = (
             self.eval_model.forward_heads if hasattr(self.eval_model, "forward_heads") else None
         )
+
+    def _empty_state(self) -> None:
+        """What the run fills in as it goes (or a resume restores)."""
         self.compile_seconds = 0.0
         self.history: list[dict[str, Any]] = []
         self.best = {"epoch": 0, "val_accuracy": -1.0}

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, make_synthetic_cifar10
+from googlenet_utils.model import InceptionModule
 from googlenet_utils.trainer import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,3 +64,25 @@ def assert_labelled(fig: Figure) -> None:
             assert ax.get_xlabel() or ax.get_ylabel(), "unlabelled colour bar"
         else:
             assert ax.get_xlabel() and ax.get_ylabel(), f"axes {ax.get_title()!r} lack a label"
+
+
+class Tiny(nn.Module):
+    """One Inception module (1 channel per branch) with hand-set weights, and a two-class read-out.
+
+    Branch outputs: 1x1 = relu(x), 3x3 = 2, 5x5 = 3, pool proj = 0 everywhere. The logits are
+    (0, 2 * mean(1x1 output) - 1): class 1 when the image's mean is above 1/2.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inception3a = InceptionModule(1, 1, 1, 1, 1, 1, 1)
+        for parameter in self.inception3a.parameters():
+            nn.init.zeros_(parameter)
+        with torch.no_grad():
+            self.inception3a.branch1x1.conv.weight.fill_(1.0)
+            self.inception3a.branch3x3[1].conv.bias.fill_(2.0)
+            self.inception3a.branch5x5[1].conv.bias.fill_(3.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        evidence = self.inception3a(x)[:, 0].mean(dim=(1, 2))
+        return torch.stack([torch.zeros_like(evidence), 2 * evidence - 1], dim=1)

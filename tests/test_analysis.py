@@ -7,7 +7,15 @@ import torch
 from conftest import assert_labelled
 from torch import nn
 
-from googlenet_utils import GoogLeNet, ModelConfig, RunDir, load_run, model_from_checkpoint, plots
+from googlenet_utils import (
+    CIFAR10Data,
+    GoogLeNet,
+    ModelConfig,
+    RunDir,
+    load_run,
+    model_from_checkpoint,
+    plots,
+)
 from googlenet_utils.analysis import (
     ablation_table,
     confident_mistakes,
@@ -20,6 +28,7 @@ from googlenet_utils.analysis import (
     precision_recall,
     reliability,
     row_normalised,
+    run_test_data,
     tta_logits,
 )
 from googlenet_utils.model import INCEPTION_TABLE
@@ -291,3 +300,25 @@ def test_plots_never_call_show(monkeypatch, tiny_run):
     opened = plt.get_fignums()
     plots.plot_learning_curves(run.history)
     assert plt.get_fignums() == opened  # nothing left in pyplot for a notebook to show twice
+
+
+# ---------------------------------------------------------------- which images a run was tested on
+
+
+def _data() -> CIFAR10Data:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(30) % 2
+    return CIFAR10Data(images[:20], labels[:20], images[20:], labels[20:], ["even", "odd"], "two classes")
+
+
+def test_run_test_data_finds_the_data_or_the_recorded_subset():
+    data = _data()
+    assert run_test_data(data, data.fingerprint()) is data
+    subset = data.subset(8, 4)
+    found = run_test_data(data, subset.fingerprint())  # the sizes it records lead to the subset
+    assert found is not None and torch.equal(found.test_images, subset.test_images)
+    assert found.test_labels.tolist() == [0, 1, 0, 1]  # class-balanced: 2 + 2 of the 10 test images
+    other = {**subset.fingerprint(), "digest": "0" * 24}
+    assert run_test_data(data, other) is None
+    assert run_test_data(data, {**data.fingerprint(), "digest": "0" * 24}) is None

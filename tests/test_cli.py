@@ -58,7 +58,7 @@ def test_the_smoke_recipe_on_real_layout_data_tests_on_every_class(sorted_datase
 def test_without_a_recipe_a_cpu_gets_the_cpu_recipe_and_is_told_why(tmp_path, capsys, monkeypatch):
     seen = {}
     monkeypatch.setattr(
-        "googlenet_utils.cli.fit", lambda model, data, config, **kw: seen.update(config=config, **kw)
+        "googlenet_utils.runspec.fit", lambda model, data, config, **kw: seen.update(config=config, **kw)
     )
     assert main(["--synthetic", "--out", str(tmp_path / "run")]) == 0
     first_line = capsys.readouterr().out.splitlines()[0]
@@ -185,7 +185,7 @@ def no_data_loading(monkeypatch):
 def never_trains(monkeypatch) -> dict:
     seen = {}
     monkeypatch.setattr(
-        "googlenet_utils.cli.fit", lambda model, data, config, **kw: seen.update(config=config)
+        "googlenet_utils.runspec.fit", lambda model, data, config, **kw: seen.update(config=config)
     )
     return seen
 
@@ -249,7 +249,7 @@ def test_ctrl_c_before_any_checkpoint_says_what_the_folder_holds(tmp_path, capsy
         raise KeyboardInterrupt
 
     monkeypatch.undo()
-    monkeypatch.setattr("googlenet_utils.cli.fit", first_epoch_interrupted)
+    monkeypatch.setattr("googlenet_utils.runspec.fit", first_epoch_interrupted)
     assert main([*B, "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert f"{out} holds no checkpoint yet" in err and "--resume to start from the first epoch" in err

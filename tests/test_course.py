@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from googlenet_utils import course
-from googlenet_utils.course import FoundRun, course_recipe, course_settings, course_train_config, find_run
+from googlenet_utils.course import FoundRun, course_recipe, course_run, course_settings, find_run
 
 
 def test_smoke_mode_stays_in_a_temporary_folder_on_the_cpu(monkeypatch):
@@ -26,8 +26,12 @@ def test_full_mode_on_a_cpu_chooses_the_cpu_recipe(monkeypatch, tmp_path):
     settings = course_settings()
     recipe, why = course_recipe(settings)
     assert recipe.name == "cpu" and "no GPU" in why
-    config = course_train_config(settings, "googlenet-aux", recipe, epochs=2)
-    assert config.run_dir == str(tmp_path / "googlenet-aux") and config.resume and config.epochs == 2
+    spec = course_run(settings, recipe, epochs=2)
+    config = spec.train
+    assert config.run_dir == str(tmp_path / "googlenet-cpu") and config.resume and config.epochs == 2
+    assert spec.name == "googlenet-cpu" and spec.model.width == recipe.width and config.device == "cpu"
+    assert spec.overrides == "epochs 2 (recipe: 13)"
+    assert course_run(settings, recipe, name="seed-1", seed=1).train.run_dir == str(tmp_path / "seed-1")
 
 
 @pytest.mark.parametrize(

@@ -124,10 +124,3 @@ def test_steady_speed_comes_from_full_resolution_epochs_after_the_first():
     ]
     assert gpu_report.steady_images_per_s(history) == 300.0
     assert gpu_report.steady_images_per_s(history[:1]) is None
-
-
-def test_peak_flops_match_gpu_names_exactly():
-    from googlenet_utils.bench import peak_flops
-
-    assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_flops("NVIDIA H100 PCIe") == 756e12
-    assert peak_flops("NVIDIA H100") is None  # a name that is not in the table is not guessed

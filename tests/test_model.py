@@ -75,6 +75,26 @@ def test_cifar_shapes_at_32(cifar_model):
         assert shapes[name] == (1, PAPER_OUT[name], CIFAR_MAP_32[name], CIFAR_MAP_32[name]), name
 
 
+def test_the_shape_comments_of_forward_are_the_shapes_it_makes(imagenet_model, cifar_model):
+    import inspect
+    import re
+
+    pattern = r"x = self\.(\w+)\(x\)  # ([\d x]+) \| ([\d x]+)"  # name, imagenet shape, cifar shape
+    commented = re.findall(pattern, inspect.getsource(GoogLeNet._forward))
+    assert len(commented) == 12  # the stem, nine modules and two pools
+    for model, size, column in ((imagenet_model, 224, 1), (cifar_model, 32, 2)):
+        seen = {}
+        hooks = [getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name, seen=seen: seen.__setitem__(name, tuple(out.shape[1:])))
+            for name, *_ in commented]  # fmt: skip
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size))
+        for hook in hooks:
+            hook.remove()
+        for row in commented:
+            assert seen[row[0]] == tuple(int(n) for n in row[column].split(" x ")), (row[0], size)
+
+
 # ---------------------------------------------------------------- parameter counts from the table
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {"pytorch": "torch"}
-REQUIRED = {"torch", "torchvision", "jupyterlab", "matplotlib", "torchinfo", "nbval"}  # COURSE.md
+REQUIRED = {"torch", "torchvision", "jupyterlab", "matplotlib", "torchinfo", "nbval"}  # the course stack
 
 
 def normalise(spec: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from googlenet_utils import CIFARLoader, load_cifar10
+from googlenet_utils import RECIPES, CIFARLoader, load_cifar10
 from googlenet_utils.checkpoint import model_from_checkpoint
 from googlenet_utils.cifar10 import CIFAR10Data
 from googlenet_utils.complexity import count_parameters
@@ -19,10 +19,11 @@ from googlenet_utils.rundir import load_run
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHIPPED = [ROOT / "results" / name for name in REFERENCE_RUNS.values()]
+TIMED = ROOT / "results" / "timed-cpu-30min"  # the cpu recipe given 30 minutes (make cpu-30min)
 CHECKED_IMAGES = 1000  # every fifth test image: all classes, about a second per run on 2 cores
 
 
-@pytest.fixture(scope="module", params=SHIPPED, ids=lambda path: path.name)
+@pytest.fixture(scope="module", params=[*SHIPPED, TIMED], ids=lambda path: path.name)
 def shipped(request):
     return load_run(request.param)
 
@@ -39,6 +40,13 @@ def test_both_runs_are_shipped_and_differ_only_in_the_auxiliary_heads():
     data = [{k: v for k, v in run.config["data"].items() if k != "source"} for run in (aux, no_aux)]
     assert data[0] == data[1]
     assert aux.metrics["recipe"] == no_aux.metrics["recipe"] == "cpu"
+
+
+def test_the_timed_run_kept_to_its_budget_and_says_so():
+    timed = load_run(TIMED)
+    assert timed.train_config["time_budget"] == 1800 and timed.metrics["wall_seconds"] <= 1800
+    assert timed.metrics["epochs"] <= RECIPES["cpu"].config().epochs and timed.metrics["recipe"] == "cpu"
+    assert "--time-budget 1800" in (TIMED / "README.md").read_text()
 
 
 def test_each_run_says_where_it_came_from(shipped):

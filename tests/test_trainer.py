@@ -16,7 +16,6 @@ from conftest import comparable, tiny_config, tiny_model
 from googlenet_utils import checkpoint as checkpoint_module
 from googlenet_utils import load_run, make_synthetic_cifar10
 from googlenet_utils.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from googlenet_utils.ema import EMA
 from googlenet_utils.rundir import RunDir, RunDirError, RunExistsError, RunLockedError
 from googlenet_utils.trainer import NonFiniteLossError, Trainer, fit
 
@@ -100,19 +99,6 @@ def test_validation_only_as_often_as_the_recipe_asks(synthetic, tmp_path):
     run = fit(tiny_model(), synthetic, tiny_config(tmp_path / "run", epochs=4, val_every=3))
     assert [row["val_accuracy"] is not None for row in run.history] == [False, False, True, True]
     assert run.metrics["best_epoch"] in (3, 4)
-
-
-def test_the_ema_trails_the_weights_with_a_warm_up():
-    model = torch.nn.Linear(2, 1, bias=False)
-    torch.nn.init.zeros_(model.weight)
-    ema = EMA(model, decay=0.9)
-    with torch.no_grad():
-        model.weight.fill_(1.0)
-    ema.update()  # decay_0 = min(0.9, 1 / 10) = 0.1: the average moves 90% of the way
-    assert ema.module.weight.flatten().tolist() == pytest.approx([0.9, 0.9])
-    ema.update()  # decay_1 = min(0.9, 2 / 11)
-    assert ema.module.weight[0, 0].item() == pytest.approx(0.9 + (1 - 0.9) * (1 - 2 / 11))
-    assert ema.state_dict()["updates"] == 2
 
 
 # ---------------------------------------------------------------- never lose a run

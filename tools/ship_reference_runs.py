@@ -2,12 +2,17 @@
 
     python tools/ship_reference_runs.py                 # train both runs (about an hour on 2 cores), ship
     python tools/ship_reference_runs.py --ship-only     # ship finished runs from runs/reference/
+    python tools/ship_reference_runs.py --timed         # the 30-minute measurement (``make cpu-30min``)
 
 The two runs differ only in the auxiliary heads: same recipe, seed, data and split. They are
 trained in runs/reference/ (kept locally: notebook 04's stored outputs re-test them) and copied
 through the run-directory module into results/reference-cpu-aux/ and results/reference-cpu-no-aux/
 with a README naming recipe, width, device, date, commit, data and wall time. Run nothing else
 on the machine meanwhile: the runs record their speed.
+
+``--timed`` trains the `cpu` recipe once more with ``--time-budget 1800`` (the issue's goal: a
+result within 30 minutes on 2 cores, compiling and testing included), in runs/timed/, and ships it
+as results/timed-cpu-30min/: the budget, not the recipe, decides its number of epochs.
 """
 
 import argparse
@@ -34,6 +39,36 @@ RUNS = {
 }
 
 
+TIMED = ("googlenet-cpu", "timed-cpu-30min", 1800)  # run name, shipped folder, budget in seconds
+
+
+def train_timed(data_dir: Path) -> Path:
+    name, _, budget = TIMED
+    out = ROOT / "runs" / "timed" / name
+    command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", "cpu", "--no-progress",
+               "--no-verify", "--data-dir", str(data_dir), "--out", str(out), "--resume",
+               "--time-budget", str(budget)]  # fmt: skip
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+    return out
+
+
+def ship_timed(source: Path, commit: str = "", note: str = "") -> None:
+    git = ["git", "rev-parse", "HEAD"]
+    commit = commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    _, target_name, budget = TIMED
+    target = ROOT / "results" / target_name
+    shutil.rmtree(target, ignore_errors=True)
+    why = (
+        f"The `cpu` recipe given `--time-budget {budget}` ({budget / 60:.0f} minutes for the whole run, "
+        "compiling, validation and the test included) on a machine running nothing else: the budget "
+        "chose the number of epochs. This is the measurement behind the README's 30-minute row."
+    )
+    text = readme(target_name, load_run(source), commit, "\n\n".join(filter(None, [why, note])), TIMED_INTRO)
+    export_run(source, target, text)
+    print(f"shipped {target}")
+
+
 def train(recipe: str, data_dir: Path) -> None:
     for name, (_, flags) in RUNS.items():
         out = ROOT / "runs" / "reference" / name
@@ -43,15 +78,24 @@ def train(recipe: str, data_dir: Path) -> None:
         subprocess.run(command, check=True, cwd=ROOT)
 
 
-def readme(name: str, record, commit: str, note: str = "") -> str:
+REFERENCE_INTRO = (
+    "A reference run shipped with the course, so that notebook 05 has a real run to analyse without\n"
+    "a GPU. It is a CPU run of a narrow network, not the full-width GoogLeNet."
+)
+TIMED_INTRO = (
+    "How far the `cpu` recipe gets in 30 minutes on the project's 2-core machine, everything included.\n"
+    "It is a CPU run of a narrow network, not the full-width GoogLeNet."
+)
+
+
+def readme(name: str, record, commit: str, note: str = "", intro: str = REFERENCE_INTRO) -> str:
     m, width, train = record.metrics, record.model_config.width, record.train_config
     aux = "with both auxiliary heads" if record.model_config.aux_logits else "without auxiliary heads"
     data = m["data"]
     lines = [
         f"# {name}: the `{m['recipe']}` recipe on a CPU, GoogLeNet at width {width} {aux}",
         "",
-        "A reference run shipped with the course, so that notebook 05 has a real run to analyse without",
-        "a GPU. It is a CPU run of a narrow network, not the full-width GoogLeNet.",
+        intro,
         "",
         f"- recipe: `{m['recipe']}` ({m['epochs']} epochs, batch {train['batch_size']}, "
         f"peak lr {train['lr']}), width {width}, seed {train['seed']}",
@@ -97,7 +141,9 @@ def reference_table() -> str:
         "| run | width | epochs | wall time | training images/s | test accuracy (TTA / plain) | best val. |",
         "|---|---|---|---|---|---|---|",
     ]
-    for target_name, _ in RUNS.values():
+    shipped = [target_name for target_name, _ in RUNS.values()]
+    shipped += [TIMED[1]] if (ROOT / "results" / TIMED[1]).is_dir() else []
+    for target_name in shipped:
         record = load_run(ROOT / "results" / target_name)
         m = record.metrics
         rows.append(
@@ -125,7 +171,15 @@ def main() -> None:
     parser.add_argument("--ship-only", action="store_true", help="ship finished runs without training")
     parser.add_argument("--commit", default="", help="the commit the runs were trained at (default: HEAD)")
     parser.add_argument("--note", default="", help="a paragraph added to each shipped README")
+    parser.add_argument("--timed", action="store_true", help="the 30-minute run, not the pair")
     args = parser.parse_args()
+    if args.timed:
+        source = ROOT / "runs" / "timed" / TIMED[0]
+        if not args.ship_only:
+            source = train_timed(Path(args.data_dir))
+        ship_timed(source, args.commit, args.note)
+        update_readme()
+        return
     if not args.ship_only:
         train(args.recipe, Path(args.data_dir))
     ship(args.recipe, args.commit, args.note)

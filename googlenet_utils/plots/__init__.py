@@ -2,8 +2,8 @@
 
 None of them calls ``plt.show()`` or touches pyplot's global state: a notebook displays the
 returned figure (once), a script saves it with ``fig.savefig``. One module per subject:
-``data`` (notebook 03), ``architecture`` (01, 02), ``training`` (04, 05), ``inside`` (05),
-``design`` (06).
+``data`` (notebook 03), ``architecture`` (01, 02), ``network`` (the whole network, 02),
+``training`` (04, 05), ``inside`` (05), ``design`` (06).
 """
 
 from .architecture import draw_inception_module, plot_branch_shares, plot_cost_comparison, plot_gradient_norms
@@ -18,6 +18,7 @@ from .inside import (
     plot_filters,
     plot_grad_cam,
 )
+from .network import draw_network, stage_shapes
 from .training import (
     plot_confusion,
     plot_head_accuracies,
@@ -31,6 +32,7 @@ from .training import (
 __all__ = [
     "HEAD_COLOURS",
     "draw_inception_module",
+    "draw_network",
     "plot_augmentations",
     "plot_branch_ablation",
     "plot_branch_energy",
@@ -52,4 +54,5 @@ __all__ = [
     "plot_mistakes",
     "plot_precision_recall",
     "plot_reliability",
+    "stage_shapes",
 ]

@@ -142,8 +142,8 @@ def plot_learning_curves(
         per_step = f"schedule, per step ({steps_per_epoch:,} per epoch)"
         lr_ax.plot(edges, rates, color="tab:purple", drawstyle="steps-post", label=per_step)
         if warmup:
-            epochs = settings["warmup_epochs"]
-            band = f"warm-up ({epochs:g} epoch{'' if epochs == 1 else 's'}, {warmup:,} steps)"
+            warm = settings["warmup_epochs"]
+            band = f"warm-up ({warm:g} epoch{'' if warm == 1 else 's'}, {warmup:,} steps)"
             lr_ax.axvspan(0, warmup / steps_per_epoch, color="tab:orange", alpha=0.15, lw=0, label=band)
         if recorded is not None:  # at most about 40 dots, so that they do not hide the line
             thin = max(1, len(recorded[0]) // 40)
@@ -165,10 +165,28 @@ def plot_learning_curves(
         ax.set_xlabel("epoch")
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
+    for ax in (loss_ax, acc_ax):
+        _shade_low_resolution(ax, history)
     loss_ax.legend(fontsize=8)
     acc_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _shade_low_resolution(ax: Any, history: list[dict[str, Any]]) -> None:
+    """Grey bands over the epochs trained on smaller images (validation always sees full-size ones)."""
+    sides = [row.get("resolution") for row in history]
+    if None in sides or len(set(sides)) < 2:
+        return
+    full = max(sides)
+    shades = {side: 0.08 + 0.1 * k for k, side in enumerate(sorted(set(sides) - {full}, reverse=True))}
+    labelled = set()
+    for row, side in zip(history, sides, strict=True):
+        if side == full:
+            continue
+        label = None if side in labelled else f"trained at {side} px (validated at {full} px)"
+        labelled.add(side)
+        ax.axvspan(row["epoch"] - 1, row["epoch"], color="grey", alpha=shades[side], lw=0, label=label)
 
 
 def plot_head_accuracies(accuracies: dict[str, float], chance: float | None = None) -> Figure:

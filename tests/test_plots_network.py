@@ -6,7 +6,7 @@ import torch
 from matplotlib.figure import Figure
 
 from googlenet_utils import GoogLeNet
-from googlenet_utils.diagram import MAIN_PATH, draw_network, stage_shapes
+from googlenet_utils.plots.network import MAIN_PATH, draw_network, stage_shapes
 
 
 def texts(fig: Figure) -> list[str]:

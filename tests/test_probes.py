@@ -1,50 +1,143 @@
-"""The analysis functions notebook 05 measures its interpretations with, on inputs worked out by hand."""
+"""The probes notebook 05 measures its interpretations with: on inputs worked out by hand, and
+against baselines (maps that ignore the image, another image's maps); what each head's gradient adds."""
 
 import math
 
 import matplotlib
 import pytest
 import torch
-from conftest import assert_labelled
-from matplotlib.patches import Rectangle
-from torch import nn
+from conftest import Tiny
 
-from googlenet_utils import CIFAR10Data, plots
-from googlenet_utils.analysis import run_test_data
-from googlenet_utils.model import InceptionModule
+from googlenet_utils import GoogLeNet
 from googlenet_utils.probes import (
+    GRADIENT_LAYERS,
+    _derangement,
     branch_ablation,
     branch_activity,
+    cam_against_baselines,
     cam_box_shares,
+    centre_bias_maps,
     class_effect,
     class_means,
     filter_structure,
+    first_layer_filters,
+    gradients_before_and_after_training,
+    head_gradients,
     neighbour_correlation,
+    other_image_shares,
     paired_difference,
+    shared_scale,
 )
 
 matplotlib.use("Agg")  # no display in CI
 
-# ---------------------------------------------------------------- which images a run was tested on
+# ---------------------------------------------------------------- Grad-CAM against maps that ignore the image
 
 
-def _data() -> CIFAR10Data:
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    labels = torch.arange(30) % 2
-    return CIFAR10Data(images[:20], labels[:20], images[20:], labels[20:], ["even", "odd"], "two classes")
+def test_the_centre_map_peaks_in_the_middle_and_is_the_same_for_every_image():
+    maps = centre_bias_maps(3, 9, 9)
+    assert maps.shape == (3, 9, 9) and torch.equal(maps[0], maps[2])
+    assert maps[0, 4, 4] == 1 and maps[0, 4, 4] > maps[0, 0, 0]
+    assert torch.allclose(maps[0], maps[0].flip(0)) and torch.allclose(maps[0], maps[0].T)
+    inside, area = cam_box_shares(maps[:1], [(3, 3, 6, 6)])  # the middle ninth of the image
+    assert float(inside) > 2 * float(area)  # a map that ignores the image still favours a centred box
 
 
-def test_run_test_data_finds_the_data_or_the_recorded_subset():
-    data = _data()
-    assert run_test_data(data, data.fingerprint()) is data
-    subset = data.subset(8, 4)
-    found = run_test_data(data, subset.fingerprint())  # the sizes it records lead to the subset
-    assert found is not None and torch.equal(found.test_images, subset.test_images)
-    assert found.test_labels.tolist() == [0, 1, 0, 1]  # class-balanced: 2 + 2 of the 10 test images
-    other = {**subset.fingerprint(), "digest": "0" * 24}
-    assert run_test_data(data, other) is None
-    assert run_test_data(data, {**data.fingerprint(), "digest": "0" * 24}) is None
+def test_other_images_maps_by_hand():
+    left, right = torch.zeros(4, 4), torch.zeros(4, 4)
+    left[:, :2], right[:, 2:] = 1, 1
+    boxes = [(0, 0, 2, 4), (2, 0, 4, 4)]  # each map's own half
+    own, _ = cam_box_shares(torch.stack([left, right]), boxes)
+    others = other_image_shares(torch.stack([left, right]), boxes)
+    assert own.tolist() == [1.0, 1.0] and others.tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="at least two"):
+        other_image_shares(left[None], boxes[:1])
+
+
+def test_grad_cam_is_compared_with_every_baseline():
+    maps = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    boxes = [(0, 0, 4, 4), (2, 2, 8, 8), (1, 0, 3, 8)]
+    found = cam_against_baselines(maps, boxes)
+    assert list(found) == ["Grad-CAM", "uniform", "centre", "other images"]
+    inside, area = cam_box_shares(maps, boxes)
+    assert torch.equal(found["Grad-CAM"], inside) and torch.equal(found["uniform"], area)
+
+
+# ---------------------------------------------------------------- the shuffled-image ablation
+
+
+def test_the_other_image_ablation_by_hand():
+    images = torch.tensor([1.0, 1.0, 1.0, 0.0])[:, None, None, None].expand(4, 1, 4, 4)
+    labels = torch.tensor([1, 1, 1, 0])
+    batches = [(images[:2], labels[:2]), (images[2:], labels[2:])]
+    rows = branch_ablation(Tiny(), batches, ["inception3a"], replacement="other image")
+    # Batch 2 swaps its images' 1x1 maps (mean 1 and mean 0): both are then wrong; batch 1 swaps two alike.
+    assert rows[0]["replacement"] == "other image" and rows[0]["accuracy"] == 0.5
+    assert all(row["change"] == 0 for row in rows[1:])  # the constant branches carry nothing to swap
+    with pytest.raises(ValueError, match="replacement"):
+        branch_ablation(Tiny(), batches, ["inception3a"], replacement="zero")
+
+
+def test_every_image_gets_another_images_maps_in_a_random_order():
+    for n in (2, 3, 10, 250):
+        partner = _derangement(n)
+        assert sorted(partner.tolist()) == list(range(n)) and bool((partner != torch.arange(n)).all())
+    assert (_derangement(250) != torch.arange(250).roll(1)).any()  # not simply the neighbour
+
+
+# ---------------------------------------------------------------- filters on one scale
+
+
+def test_shared_scale_keeps_zero_grey_and_strengths_comparable():
+    weights = torch.tensor([[[[0.0, 2.0]]], [[[-1.0, 0.5]]]]).expand(2, 3, 1, 2)
+    shown = shared_scale(weights)
+    assert shown[0, 0, 0, 0] == 0.5 and shown[0, 0, 0, 1] == 1.0  # zero is grey, the strongest saturates
+    assert shown[1, 0, 0, 0] == 0.25  # half as strong, half as far from grey
+    filters = first_layer_filters(GoogLeNet(10, variant="cifar", width=0.25))
+    assert 0 <= filters.min() and filters.max() <= 1 and (filters.min() == 0 or filters.max() == 1)
+
+
+# ---------------------------------------------------------------- what each head's gradient adds
+
+
+def test_head_gradients_measure_the_summed_gradient_as_such():
+    torch.manual_seed(0)
+    net = GoogLeNet(10, variant="cifar", width=0.0625, batch_norm=False).train()
+    images, labels = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    found = head_gradients(net, images, labels)
+    assert net.training and len(found.main) == len(GRADIENT_LAYERS)
+    assert found.aux[3] == found.aux[4] == 0 and found.total[3:] == found.main[3:]  # 4e, 5b: after both heads
+    for k in range(3):  # the triangle: |main + aux| lies between the difference and the sum of the norms
+        assert (
+            abs(found.main[k] - found.aux[k]) - 1e-6 <= found.total[k] <= found.main[k] + found.aux[k] + 1e-6
+        )
+        expected = (
+            found.main[k] ** 2 + found.aux[k] ** 2 + 2 * found.cosine[k] * found.main[k] * found.aux[k]
+        ) ** 0.5
+        assert found.total[k] == pytest.approx(expected, rel=1e-4)
+    again = head_gradients(net, images, labels)
+    assert again.main == found.main  # dropout is off while measuring: the same numbers twice
+    no_aux = GoogLeNet(10, variant="cifar", width=0.0625, batch_norm=False, aux_logits=False)
+    plain = head_gradients(no_aux, images, labels)
+    assert plain.aux == [0.0] * 5 and plain.total == plain.main and set(plain.losses) == {"main"}
+
+
+def test_the_short_run_starts_both_networks_from_the_same_weights():
+    torch.manual_seed(0)
+    images, labels = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    rows = gradients_before_and_after_training(images, labels, steps=2, batch_size=4, width=0.0625)
+    assert [(r["network"], r["when"]) for r in rows] == [
+        ("with aux heads", "at initialisation"),
+        ("with aux heads", "after 2 steps"),
+        ("without aux heads", "at initialisation"),
+        ("without aux heads", "after 2 steps"),
+    ]
+    assert rows[0]["conv1 main"] == rows[2]["conv1 main"] and rows[0]["main loss"] == rows[2]["main loss"]
+    assert rows[2]["conv1 total"] == rows[2]["conv1 main"]  # no heads, nothing added
+    assert rows[1]["conv1 main"] != rows[0]["conv1 main"]  # the steps changed the weights
+
+
+# ---------------------------------------------------------------- by hand
 
 
 def test_paired_difference_by_hand():
@@ -94,28 +187,6 @@ def test_class_effect_by_hand():
     assert ratio.item() == 0 and p.item() == 1
     with pytest.raises(ValueError, match="two classes"):
         class_effect(values, torch.tensor([0, 0, 0, 0]), 2)
-
-
-class Tiny(nn.Module):
-    """One Inception module (1 channel per branch) with hand-set weights, and a two-class read-out.
-
-    Branch outputs: 1x1 = relu(x), 3x3 = 2, 5x5 = 3, pool proj = 0 everywhere. The logits are
-    (0, 2 * mean(1x1 output) - 1): class 1 when the image's mean is above 1/2.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inception3a = InceptionModule(1, 1, 1, 1, 1, 1, 1)
-        for parameter in self.inception3a.parameters():
-            nn.init.zeros_(parameter)
-        with torch.no_grad():
-            self.inception3a.branch1x1.conv.weight.fill_(1.0)
-            self.inception3a.branch3x3[1].conv.bias.fill_(2.0)
-            self.inception3a.branch5x5[1].conv.bias.fill_(3.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        evidence = self.inception3a(x)[:, 0].mean(dim=(1, 2))
-        return torch.stack([torch.zeros_like(evidence), 2 * evidence - 1], dim=1)
 
 
 def test_branch_activity_by_hand():
@@ -200,57 +271,3 @@ def test_cam_box_shares_by_hand():
         cam_box_shares(torch.stack([corner, even]), [(0, 0, 2, 2)])
     with pytest.raises(ValueError, match="empty or outside"):
         cam_box_shares(corner[None], [(2, 0, 2, 2)])
-
-
-# ---------------------------------------------------------------- the figures notebook 05 draws with them
-
-
-CLASSES = [f"class {k}" for k in range(10)]
-
-
-def test_head_accuracy_bars_start_at_zero_and_mark_guessing():
-    fig = plots.plot_head_accuracies({"main": 0.9, "main + flip TTA": 0.91, "aux1": 0.8, "aux2": 0.85}, 0.1)
-    assert_labelled(fig)
-    ax = fig.axes[0]
-    assert ax.get_xlim()[0] == 0
-    assert [bar.get_width() for bar in ax.patches] == pytest.approx([0.9, 0.91, 0.8, 0.85])
-    assert any(line.get_xdata()[0] == 0.1 for line in ax.lines)  # the guessing line
-
-
-def test_feature_maps_share_one_colour_scale():
-    maps = {"branch1x1": torch.rand(1, 3, 8, 8), "branch5x5": 5 * torch.rand(1, 2, 8, 8)}
-    fig = plots.plot_feature_maps(maps, torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8), channels=3)
-    assert_labelled(fig)
-    maps_drawn = [image for ax in fig.axes for image in ax.get_images() if image.get_array().ndim == 2]
-    assert len(maps_drawn) == 5  # the RGB input image is not a map
-    limits = {image.get_clim() for image in maps_drawn}
-    assert len(limits) == 1  # one scale for every map
-    low, high = limits.pop()
-    assert low == 0 and high == pytest.approx(float(maps["branch5x5"].max()))
-    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
-
-
-def test_filters_form_a_square_grid_with_notes():
-    filters = torch.rand(9, 3, 3, 3)
-    fig = plots.plot_filters(filters, notes=[f"n{k}" for k in range(9)])
-    assert_labelled(fig)
-    assert [ax.get_title() for ax in fig.axes] == [f"n{k}" for k in range(9)]  # 3 x 3, none left over
-
-
-def test_grad_cam_draws_boxes_and_a_colour_bar():
-    images = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
-    fig = plots.plot_grad_cam(images, torch.rand(3, 8, 8), ["a", "b", "c"], [(0, 0, 4, 4)] * 3, columns=2)
-    assert_labelled(fig)
-    assert sum(isinstance(p, Rectangle) for ax in fig.axes for p in ax.patches) == 6  # on image and map
-    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
-
-
-def test_the_new_measurement_figures_are_labelled():
-    shares = torch.rand(10, 4)
-    shares = {"3a": shares / shares.sum(1, keepdim=True)}
-    assert_labelled(plots.plot_branch_energy(shares, CLASSES, {"3a": [0.25, 0.5, 0.125, 0.125]}))
-    rows = branch_ablation(Tiny(), [(torch.ones(2, 1, 4, 4), torch.tensor([1, 1]))], ["inception3a"])
-    assert_labelled(plots.plot_branch_ablation(rows))
-    weights = torch.randn(16, 3, 3, 3, generator=torch.Generator().manual_seed(0))
-    measures = {"trained": filter_structure(weights), "untrained": filter_structure(weights.flip(2))}
-    assert_labelled(plots.plot_filter_structure(measures, {"edge fit": 0.25, "colour share": 2 / 3}))

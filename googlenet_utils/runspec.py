@@ -1,0 +1,80 @@
+"""One description of a run, built once: the recipe, the network, the training settings, the data.
+
+The command line, the notebooks (through ``course``), the GPU report, ``bench`` and the sweep all
+call ``describe_run``; nobody else writes out recipe -> width -> model -> config by hand:
+
+    spec = describe_run(RECIPES["cpu"], aux_logits=False, epochs=3)
+    spec.name                     # 'googlenet-cpu-no-aux', the folder notebooks 04 and 05 look for
+    data = spec.data(data)        # the recipe's class-balanced subset (all of it for most recipes)
+    run = spec.fit(data)          # the seeded model, trained with the run's settings
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .cifar10 import NUM_CLASSES, CIFAR10Data
+from .model import GoogLeNet, ModelConfig
+from .recipe import Recipe, TrainConfig, describe_overrides, run_name
+from .trainer import Run, fit
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run is: ``recipe`` plus the overrides in effect, as a network and its training settings."""
+
+    recipe: Recipe
+    model: ModelConfig
+    train: TrainConfig
+    overrides: str = ""  # the overrides in words ("epochs 1 (recipe: 13)"), "" for none
+
+    @property
+    def name(self) -> str:
+        """The run's name (``recipe.run_name``): also its folder under ``runs/`` by default."""
+        return run_name(self.recipe.name, aux_logits=self.model.aux_logits, width=self.model.width)
+
+    def data(self, data: CIFAR10Data) -> CIFAR10Data:
+        """The part of ``data`` this run trains and tests on: the recipe's class-balanced subset, or all."""
+        return data.subset(*self.recipe.subset) if self.recipe.subset is not None else data
+
+    def build_model(self) -> GoogLeNet:
+        """The network with the run's initial weights (seeded by the training seed, as every run is)."""
+        torch.manual_seed(self.train.seed)
+        return GoogLeNet.from_config(self.model)
+
+    def fit(self, data: CIFAR10Data, model: GoogLeNet | None = None, **options: Any) -> Run:
+        """Train (or resume) this run on ``data`` (already ``self.data(...)``); ``options`` go to ``fit``."""
+        if len(data.classes) != self.model.num_classes:
+            raise ValueError(
+                f"the run's network has {self.model.num_classes} classes, the data {len(data.classes)}: "
+                "describe the run with num_classes=len(data.classes)"
+            )
+        return fit(model or self.build_model(), data, self.train, recipe=self.recipe.name, **options)
+
+
+def describe_run(
+    recipe: Recipe,
+    *,
+    width: float | None = None,
+    aux_logits: bool = True,
+    num_classes: int = NUM_CLASSES,
+    model_changes: dict[str, Any] | None = None,
+    runs: str | Path = "runs",
+    **train_changes: Any,
+) -> RunSpec:
+    """``recipe`` with these overrides as one ``RunSpec``; every value is validated here, before any data.
+
+    ``width`` and ``aux_logits`` (and ``model_changes``: other ``ModelConfig`` fields) describe the
+    network, ``train_changes`` any ``TrainConfig`` field. Without a ``run_dir`` the run goes to
+    ``runs/<name>``, where the notebooks find it.
+    """
+    chosen_width = recipe.width if width is None else width
+    if train_changes.get("run_dir") is None:
+        train_changes["run_dir"] = str(Path(runs) / run_name(recipe.name, aux_logits=aux_logits, width=width))
+    train = recipe.config(**train_changes)  # the training settings are checked first, then the network
+    model = ModelConfig(num_classes, "cifar", chosen_width, aux_logits, **(model_changes or {}))
+    return RunSpec(recipe, model, train, describe_overrides(recipe, train_changes, width))

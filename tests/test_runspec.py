@@ -1,0 +1,60 @@
+"""One description of a run: its name, its folder, its network and settings, validated up front."""
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from googlenet_utils import RECIPES, load_run
+from googlenet_utils.errors import ConfigError
+from googlenet_utils.runspec import describe_run
+
+
+def test_the_recipe_alone_gives_its_name_folder_width_and_heads():
+    spec = describe_run(RECIPES["cpu"])
+    assert spec.name == "googlenet-cpu" and spec.train.run_dir == "runs/googlenet-cpu"
+    assert (
+        spec.model.width == RECIPES["cpu"].width and spec.model.aux_logits and spec.model.variant == "cifar"
+    )
+    assert spec.train == RECIPES["cpu"].config(run_dir="runs/googlenet-cpu") and spec.overrides == ""
+
+
+def test_overrides_change_the_name_and_are_stated_in_words(tmp_path):
+    spec = describe_run(RECIPES["cpu"], width=0.25, aux_logits=False, epochs=1, runs=tmp_path)
+    assert spec.name == "googlenet-cpu-w0.25-no-aux" and spec.train.run_dir == str(tmp_path / spec.name)
+    assert spec.overrides == "epochs 1 (recipe: 13), width 0.25 (recipe: 0.125)"
+    assert describe_run(RECIPES["cpu"], run_dir=str(tmp_path / "mine")).train.run_dir == str(
+        tmp_path / "mine"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"width": 0}, "width must be > 0"), ({"lr": -1.0}, "lr"), ({"model_changes": {"head": "x"}}, "head")],
+)
+def test_a_bad_value_is_refused_before_any_data_is_read(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        describe_run(RECIPES["smoke"], **changes)
+
+
+def test_the_model_is_seeded_by_the_training_seed():
+    spec = describe_run(RECIPES["smoke"], width=0.0625, seed=3)
+    first, second = spec.build_model(), spec.build_model()
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    other = describe_run(RECIPES["smoke"], width=0.0625, seed=4).build_model()
+    assert not torch.equal(first.fc.weight, other.fc.weight)
+
+
+def test_fit_trains_the_described_run_and_load_run_reads_it_back(synthetic, tmp_path):
+    settings = tiny_config(tmp_path / "run", epochs=1).to_dict()
+    spec = describe_run(RECIPES["smoke"], width=0.0625, **settings)
+    run = spec.fit(spec.data(synthetic))
+    record = load_run(tmp_path / "run")
+    assert record.model_config == spec.model and run.metrics["recipe"] == "smoke"
+    assert record.train_config["epochs"] == 1 and record.train_config["seed"] == spec.train.seed
+
+
+def test_data_with_other_classes_is_refused_with_the_fix(synthetic, tmp_path):
+    spec = describe_run(RECIPES["smoke"], width=0.0625, num_classes=5, run_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="5 classes, the data 10: describe the run with num_classes"):
+        spec.fit(synthetic)
