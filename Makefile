@@ -47,7 +47,7 @@ nbval: $(STAMP)
 	GOOGLENET_SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(NOTEBOOKS_PARALLEL) --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
-# The recipe follows the device: `fast` on a GPU, `cpu` (about half an hour) without one.
+# The recipe follows the device: `fast` on a GPU, `cpu` (about 40 minutes on 2 cores) without one.
 train: $(STAMP)
 	$(BIN)/python -m googlenet_utils.train --data-dir data --resume
 
