@@ -323,8 +323,8 @@ RECIPES: dict[str, Recipe] = {
     ),
     "cpu": Recipe(
         "cpu",
-        "a real result in about half an hour on a 2-core CPU: an eighth-width GoogLeNet, 13 epochs, "
-        "the first 11 at 16 and 24 px",
+        "a real result on a 2-core CPU in about 40 minutes (30 with --time-budget 1800): an "
+        "eighth-width GoogLeNet, 13 epochs, the first 11 at 16 and 24 px",
         changes={
             "epochs": 13,
             "resolutions": "16:8,24:3",  # 16 px steps run 3.9x, 24 px 1.8x as fast as 32 px here
