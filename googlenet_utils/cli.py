@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         text = f.metadata["help"]
         if f.name == "run_dir":
             settings.add_argument(
-                flag, dest="run_dir", default=None, help=f"{text} (default: runs/ and the run name)"
+                flag,
+                dest="run_dir",
+                default=None,
+                help=f"{text} (default: runs/googlenet-RECIPE[-wWIDTH][-no-aux])",
             )
         elif kind is bool or kind == (bool | None):
             settings.add_argument(
