@@ -27,7 +27,9 @@ from .model import (
     googlenet_loss,
 )
 from .recipe import RECIPES, Recipe, TrainConfig
-from .rundir import RunDir, RunRecord, load_run
+from .run_record import RunRecord, load_run
+from .run_schema import RunMetrics
+from .rundir import RunDir
 from .synthetic import make_synthetic_cifar10
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "Predictions",
     "Recipe",
     "RunDir",
+    "RunMetrics",
     "RunRecord",
     "TrainConfig",
     "UserError",

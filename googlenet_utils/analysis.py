@@ -14,35 +14,29 @@ import torch
 from torch import Tensor
 
 from .cifar10 import CIFAR10Data
-from .evaluation import accuracy
-from .rundir import load_run
+from .evaluation import Predictions, accuracy
+from .probes import paired_difference
+from .recipe import TrainConfig
+from .run_record import RunRecord, load_run
 
 
-def tta_logits(predictions: dict[str, Any]) -> Tensor:
-    """The run's test-time-augmented logits (flip, or flip + translate), else the plain ones."""
-    if predictions.get("logits_tta") is not None:
-        return predictions["logits_tta"]
-    return predictions["logits"]
-
-
-def flip_logits(predictions: dict[str, Any]) -> Tensor:
+def flip_logits(predictions: Predictions) -> Tensor:
     """Flip test-time augmentation: the mean of the logits for each image and for its mirror image."""
-    if predictions.get("logits_flipped") is None:
+    if predictions.flipped is None:
         raise ValueError("these predictions have no flipped logits: the run was made with tta='none'")
-    return (predictions["logits"] + predictions["logits_flipped"]) / 2
+    return (predictions.logits + predictions.flipped) / 2
 
 
-def head_accuracies(predictions: dict[str, Any], tta: str | None = None) -> dict[str, float]:
+def head_accuracies(predictions: Predictions, tta: str | None = None) -> dict[str, float]:
     """Test accuracy of the main head (plain, flip TTA, the run's TTA) and of each auxiliary head."""
-    labels = predictions["labels"]
-    result = {"main": accuracy(predictions["logits"], labels)}
-    if predictions.get("logits_flipped") is not None:
+    labels = predictions.labels
+    result = {"main": accuracy(predictions.logits, labels)}
+    if predictions.flipped is not None:
         result["main + flip TTA"] = accuracy(flip_logits(predictions), labels)
-    if tta not in (None, "none", "flip") and predictions.get("logits_tta") is not None:
-        result[f"main + {tta} TTA"] = accuracy(predictions["logits_tta"], labels)
-    for head in ("aux1", "aux2"):
-        if predictions.get(head) is not None:
-            result[head] = accuracy(predictions[head], labels)
+    if tta not in (None, "none", "flip") and predictions.tta is not None:
+        result[f"main + {tta} TTA"] = accuracy(predictions.tta, labels)
+    for head, logits in predictions.aux.items():
+        result[head] = accuracy(logits, labels)
     return result
 
 
@@ -127,23 +121,52 @@ def ablation_table(run_dirs: list[str | os.PathLike]) -> list[dict[str, Any]]:
     rows = []
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        metrics, predictions = run.metrics, run.predictions
-        has_aux = predictions.get("aux1") is not None
+        metrics = run.metrics
         rows.append({
             "run": run.name,
-            "aux heads": "yes" if has_aux else "no",
-            "test accuracy": metrics["test_accuracy"],
-            "test accuracy (no TTA)": metrics["test_accuracy_no_tta"],
-            "best val accuracy": metrics["best_val_accuracy"],
-            "best epoch": metrics["best_epoch"],
-            "epochs": metrics["epochs"],
-            "train time (s)": metrics["train_seconds"],
-            "params (training)": metrics["parameters"]["train"],
-            "params (inference)": metrics["parameters"]["inference"],
-            "device": metrics["device"],
-            "data": metrics["data"]["source"],
+            "aux heads": "yes" if run.predictions.aux else "no",
+            "test accuracy": metrics.test_accuracy,
+            "test accuracy (no TTA)": metrics.test_accuracy_no_tta,
+            "best val accuracy": metrics.best_val_accuracy,
+            "best epoch": metrics.best_epoch,
+            "epochs": metrics.epochs,
+            "train time (s)": metrics.train_seconds,
+            "params (training)": metrics.parameters["train"],
+            "params (inference)": metrics.parameters["inference"],
+            "device": metrics.device,
+            "data": metrics.data_source,
         })  # fmt: skip
     return rows
+
+
+# Where and how a run ran, not what it trained: never a difference between two runs' settings.
+OPERATIONAL_SETTINGS = ("train.run_dir", "train.resume", "train.progress", "train.device")
+
+
+def differing_settings(a: RunRecord, b: RunRecord) -> list[str]:
+    """The model and training settings (``"model.width"``, ``"train.lr"``, ...) in which two runs differ.
+
+    A setting an older run did not record counts as its default (what that run had).
+    """
+
+    def flat(record: RunRecord) -> dict[str, Any]:
+        model = record.model_config.to_dict()  # fills in what an older record left out
+        train = {**TrainConfig().to_dict(), **record.train_config}
+        return {**{f"model.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in train.items()}}
+
+    first, second = flat(a), flat(b)
+    return [name for name in first if name not in OPERATIONAL_SETTINGS and first[name] != second[name]]
+
+
+def paired_run_change(baseline: RunRecord, other: RunRecord) -> tuple[float, float] | None:
+    """``other``'s test accuracy (with its TTA) minus ``baseline``'s, paired image by image, and its
+    standard error; ``None`` when the two were not tested on the same images."""
+    same_data = baseline.data.get("digest") == other.data.get("digest")
+    labels = baseline.predictions.labels
+    if not same_data or not torch.equal(labels, other.predictions.labels):
+        return None
+    right = [record.predictions.combined().argmax(1) == labels for record in (baseline, other)]
+    return paired_difference(*right)
 
 
 def format_table(rows: list[dict[str, Any]], floats: str = "{:.4f}") -> str:

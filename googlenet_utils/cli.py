@@ -16,6 +16,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from .cifar10 import CIFAR10Data, DatasetError, DatasetMissingError, load_cifar1
 from .complexity import training_memory
 from .devices import free_memory, pick_device, pick_precision
 from .errors import ConfigError, UserError
-from .model import GoogLeNet
+from .model import GoogLeNet, ModelConfig
 from .recipe import RECIPES, TrainConfig, choose_recipe, field_types
 from .rundir import CONFIG, LAST, RunDir
 from .runspec import describe_run
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-aux", action="store_true", help="build GoogLeNet without the auxiliary classifiers"
     )
     data.add_argument("--width", type=float, default=None, help="channel multiplier (default: the recipe's)")
+    for f in model_flag_fields():  # ModelConfig's flags, generated as the TrainConfig ones below
+        flag, kind = "--" + f.name.replace("_", "-"), typing.get_type_hints(ModelConfig)[f.name]
+        if kind is bool:
+            data.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                              help=f.metadata["help"])  # fmt: skip
+        else:
+            data.add_argument(flag, dest=f.name, type=str if kind == (str | None) else kind, default=None,
+                              help=f.metadata["help"])  # fmt: skip
     defaults = TrainConfig()
     settings = parser.add_argument_group("training settings (TrainConfig; each overrides the recipe)")
     for f in dataclasses.fields(TrainConfig):
@@ -78,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
                 flag, dest=f.name, type=kind, default=None, help=f"{text} (fast: {getattr(defaults, f.name)})"
             )
     return parser
+
+
+def model_flag_fields() -> list[dataclasses.Field]:
+    """The ``ModelConfig`` fields the command line offers as flags: those with a ``help`` text.
+
+    The others come from elsewhere: ``--width`` and ``--no-aux``, the data's class count, the CIFAR stem.
+    """
+    return [f for f in dataclasses.fields(ModelConfig) if "help" in f.metadata]
 
 
 def _load_data(args: argparse.Namespace, small: bool, scratch: Path) -> CIFAR10Data:
@@ -115,7 +132,12 @@ def run(argv: list[str] | None = None) -> None:
     try:
         device = pick_device(distributed.device_for(context, overrides.get("device", "auto")))
         recipe, why = choose_recipe(args.recipe, device)
-        spec = describe_run(recipe, width=args.width, aux_logits=not args.no_aux, **overrides)
+        model_changes = {
+            f.name: getattr(args, f.name) for f in model_flag_fields() if getattr(args, f.name) is not None
+        }
+        spec = describe_run(
+            recipe, width=args.width, aux_logits=not args.no_aux, model_changes=model_changes, **overrides
+        )
         if context is None or context.is_main:
             print(f"{why}: {recipe.summary}")
             if spec.overrides:

@@ -32,11 +32,17 @@ class ExerciseError(AssertionError):
 
 
 def unfilled(build: Callable[[], Any]) -> bool:
-    """True while calling ``build()`` (which makes and uses the learner's object) hits NotImplementedError."""
+    """True while calling ``build()`` (which makes and uses the learner's object) hits NotImplementedError.
+
+    Any other error means the learner has written code: False, so their version stays, and the check
+    cell that follows runs it again and explains the error in their terms.
+    """
     try:
         build()
     except NotImplementedError:
         return True
+    except Exception:  # noqa: BLE001 - the learner's own bug: the check cell names it
+        return False
     return False
 
 

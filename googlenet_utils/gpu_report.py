@@ -53,6 +53,7 @@ from .cifar10 import load_cifar10
 from .devices import device_name, pick_device
 from .model import GoogLeNet
 from .recipe import MEASURED, RECIPES, Recipe
+from .run_schema import RunMetrics
 from .rundir import BEST, CONFIG, HISTORY, METRICS, PREDICTIONS, RunDir
 from .runspec import RunSpec, describe_run
 from .synthetic import make_synthetic_cifar10
@@ -220,7 +221,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summarise(
-    metrics: dict[str, Any],
+    metrics: RunMetrics,
     history: list[dict[str, Any]],
     model: GoogLeNet,
     env: dict[str, Any],
@@ -239,21 +240,21 @@ def summarise(
         "aux_heads": not args.no_aux,
         "width": recipe.width,
         "environment": env,
-        "data": metrics["data"]["source"],
-        "epochs": metrics["epochs"],
-        "planned_epochs": metrics["planned_epochs"],
-        "train_seconds": metrics["train_seconds"],
-        "compile_seconds": metrics["compile_seconds"],
+        "data": metrics.data_source,
+        "epochs": metrics.epochs,
+        "planned_epochs": metrics.planned_epochs,
+        "train_seconds": metrics.train_seconds,
+        "compile_seconds": metrics.compile_seconds,
         "wall_seconds": time.time() - args.started,
         "budget_seconds": args.budget,
         "wall_limit_seconds": args.wall_limit,
-        "time_budget": metrics["time_budget"],
-        "stopped_early": metrics["stopped_early"],
-        "test_accuracy": metrics["test_accuracy"],
-        "test_accuracy_no_tta": metrics["test_accuracy_no_tta"],
-        "tta": metrics["tta"],
-        "best_val_accuracy": metrics["best_val_accuracy"],
-        "time_to_val_accuracy": metrics["time_to_val_accuracy"],
+        "time_budget": metrics.time_budget,
+        "stopped_early": metrics.stopped_early,
+        "test_accuracy": metrics.test_accuracy,
+        "test_accuracy_no_tta": metrics.test_accuracy_no_tta,
+        "tta": metrics.tta,
+        "best_val_accuracy": metrics.best_val_accuracy,
+        "time_to_val_accuracy": metrics.time_to_val_accuracy,
         "images_per_s": images_per_s,
         "train_gflop_per_image": flops / 1e9,
         "peak_flops": peak,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -50,6 +50,10 @@ MIN_INPUT_SIZE = {"imagenet": 65, "cifar": 9}
 FLATTEN_GRID = {"imagenet": 7, "cifar": 8}
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that decides a GoogLeNet's layers: the model, its checkpoints and runs record it."""
@@ -59,16 +63,39 @@ class ModelConfig:
     width: float = 1.0  # multiplies every channel count; 1.0 is the paper's network
     aux_logits: bool = True
     batch_norm: bool | None = None  # None: as norm says, else on for "cifar", off for "imagenet" (paper)
-    dropout: float = 0.4  # before the final linear layer (paper: 40%)
-    aux_dropout: float = 0.7  # inside each auxiliary head (paper: 70%)
-    # Torchvision's googlenet uses 3x3 in the "5x5" branch; Inception-v2/v3 factorise 5x5 into two 3x3.
-    five_by_five: str = "5x5"
-    # False: the naive module (paper Fig. 2a) without the 1x1 reductions before the 3x3 and 5x5 kernels.
-    reduce: bool = True
-    # "fc": flatten the last map into the linear layer, the kind of head global pooling replaced.
-    head: str = "gap"
+    # Fields with a ``help`` are also command-line flags (``--dropout``, ``--five-by-five``, ...).
+    dropout: float = field(
+        default=0.4, metadata=_help("dropout before the final linear layer (default: the paper's 0.4)")
+    )
+    aux_dropout: float = field(
+        default=0.7, metadata=_help("dropout inside each auxiliary head (default: the paper's 0.7)")
+    )
+    five_by_five: str = field(
+        default="5x5",
+        metadata=_help(
+            f"the '5x5' branch ({', '.join(FIVE_BY_FIVE)}): the paper's kernel (default), torchvision's "
+            "3x3, or Inception-v2/v3's two stacked 3x3"
+        ),
+    )
+    reduce: bool = field(
+        default=True,
+        metadata=_help(
+            "1x1 reductions before the 3x3 and 5x5 kernels (off: the paper's naive module, Fig. 2a)"
+        ),
+    )
+    head: str = field(
+        default="gap",
+        metadata=_help(
+            f"the head ({', '.join(HEADS)}): global average pooling (default), or flatten the last map"
+        ),
+    )
     # None: follows batch_norm ("batch" with it, "lrn" without), so older records read the same.
-    norm: str | None = None
+    norm: str | None = field(
+        default=None,
+        metadata=_help(
+            f"normalisation ({', '.join(NORMS)}): default batch norm on CIFAR, the paper's LRN on ImageNet"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

@@ -1,12 +1,13 @@
-"""What a run reports: the epoch line, time to accuracy, the test predictions file and ``metrics.json``."""
+"""What a run reports: the epoch line, time to accuracy, ``metrics.json``'s values and the last line."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from .evaluation import Metrics, Predictions
+from .evaluation import Metrics
 from .paths import display_path
+from .run_schema import RunMetrics
 
 ACCURACY_TARGETS = (0.90, 0.93, 0.94, 0.95)
 
@@ -62,22 +63,9 @@ def training_log(history: list[dict[str, Any]], epochs: int | None = None) -> st
     )
 
 
-def prediction_file(test: Predictions, classes: list[str]) -> dict[str, Any]:
-    """``test_predictions.pt``: every head's and view's test logits, the labels and the class names."""
-    return {
-        "logits": test.logits,
-        "logits_flipped": test.flipped,
-        "logits_tta": test.tta,
-        "aux1": test.aux.get("aux1"),
-        "aux2": test.aux.get("aux2"),
-        "labels": test.labels,
-        "classes": list(classes),
-    }
-
-
 def run_metrics(
     test: Metrics, history: list[dict[str, Any]], best: dict[str, Any], *, classes: list[str], **facts: Any
-) -> dict[str, Any]:
+) -> RunMetrics:
     """``metrics.json``: the test result of the best epoch, timings, and every fact needed to trust it.
 
     ``facts`` carries what the trainer knows (tta, compile_seconds, test_seconds, parameters,
@@ -86,23 +74,23 @@ def run_metrics(
     train_seconds = sum(row["seconds"] for row in history)
     steady = [row["images_per_s"] for row in history[1:]] or [history[-1]["images_per_s"]]
     test_seconds = facts.pop("test_seconds")
-    return {
-        "test_accuracy": test.accuracy,
-        "test_accuracy_no_tta": test.accuracy_plain,
-        "tta": facts.pop("tta"),
-        "test_loss": test.loss,
-        "test_per_class_accuracy": dict(zip(classes, test.per_class_accuracy, strict=True)),
-        "test_aux_accuracy": test.aux_accuracy,
-        "best_val_accuracy": best["val_accuracy"],
-        "best_epoch": best["epoch"],
-        "epochs": len(history),
-        "train_seconds": train_seconds,
-        "compile_seconds": facts["compile_seconds"],
-        "wall_seconds": train_seconds + facts.pop("compile_seconds") + test_seconds,
-        "images_per_s": sorted(steady)[len(steady) // 2],  # the median: the first epoch pays for warm-up
-        "time_to_val_accuracy": time_to_accuracy(history),
+    return RunMetrics(
+        test_accuracy=test.accuracy,
+        test_accuracy_no_tta=test.accuracy_plain,
+        tta=facts.pop("tta"),
+        test_loss=test.loss,
+        test_per_class_accuracy=dict(zip(classes, test.per_class_accuracy, strict=True)),
+        test_aux_accuracy=test.aux_accuracy,
+        best_val_accuracy=best["val_accuracy"],
+        best_epoch=best["epoch"],
+        epochs=len(history),
+        train_seconds=train_seconds,
+        compile_seconds=facts["compile_seconds"],
+        wall_seconds=train_seconds + facts.pop("compile_seconds") + test_seconds,
+        images_per_s=sorted(steady)[len(steady) // 2],  # the median: the first epoch pays for warm-up
+        time_to_val_accuracy=time_to_accuracy(history),
         **facts,
-    }
+    )
 
 
 def describe_data(fingerprint: dict[str, Any] | None) -> str:

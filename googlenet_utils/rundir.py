@@ -1,4 +1,4 @@
-"""The run directory: the only module that knows its files and their keys.
+"""The run directory: the only module that knows its files (``run_schema`` knows their keys).
 
     config.json          settings, model configuration, data fingerprint, normalisation statistics
     history.csv          one row per epoch (derived from last.pt's history, which is the truth)
@@ -9,7 +9,8 @@
     best.pt.pending      an improved epoch's weights until last.pt records them (see save_epoch)
     .lock                held by the process writing the run
 
-Trainers write through ``RunDir``; analysis reads through ``load_run``.
+Trainers write through ``RunDir``; analysis reads through ``run_record.load_run``. The keys
+inside metrics.json and test_predictions.pt are ``run_schema``'s.
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ import errno
 import io
 import json
 import os
-import shutil
 import socket
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,8 @@ import torch
 
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from .errors import UserError
-from .model import ModelConfig
+from .evaluation import Predictions
+from .run_schema import RunFileError, RunMetrics, predictions_from_file, predictions_to_file
 
 CONFIG, HISTORY, METRICS, PREDICTIONS = "config.json", "history.csv", "metrics.json", "test_predictions.pt"
 LAST, BEST, LOCK, README = "last.pt", "best.pt", ".lock", "README.md"
@@ -169,11 +168,15 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         return self._read_json(CONFIG)
 
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
-        self._write_json(METRICS, metrics)
+    def write_metrics(self, metrics: RunMetrics) -> None:
+        self._write_json(METRICS, metrics.to_dict())
 
-    def read_metrics(self) -> dict[str, Any]:
-        return self._read_json(METRICS)
+    def read_metrics(self) -> RunMetrics:
+        path = self.path / METRICS
+        try:
+            return RunMetrics.from_dict(self._read_json(METRICS), path)
+        except RunFileError as error:
+            raise RunDirError(f"{error}; the run is damaged") from error
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         """``history.csv`` from the history rows (all rows share the first row's columns)."""
@@ -195,23 +198,26 @@ class RunDir:
                 f"{path} cannot be read as the run's history ({type(error).__name__}: {error})"
             ) from error
 
-    def write_predictions(self, predictions: dict[str, Any]) -> None:
-        atomic_write(self.path / PREDICTIONS, lambda file: torch.save(predictions, file))
+    def write_predictions(self, predictions: Predictions, classes: list[str]) -> None:
+        content = predictions_to_file(predictions, classes)
+        atomic_write(self.path / PREDICTIONS, lambda file: torch.save(content, file))
 
-    def read_predictions(self) -> dict[str, Any]:
-        """``test_predictions.pt`` (``weights_only``: no code in the file ever runs)."""
+    def read_predictions(self) -> tuple[Predictions, list[str]]:
+        """``test_predictions.pt``'s logits and class names (``weights_only``: no code in it ever runs)."""
         path = self.path / PREDICTIONS
         try:
-            predictions = torch.load(path, map_location="cpu", weights_only=True)
+            content = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # a foreign pickle, a damaged zip, an unreadable file
-            first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            # Only the error's kind: torch's own text advises turning weights_only off, the one
+            # thing never to do with a file that failed this check.
             raise RunDirError(
-                f"{path} cannot be read as the run's test predictions ({type(error).__name__}: "
-                f"{first_line}); nothing in it was run. The run is damaged: train it again."
+                f"{path} cannot be read as the run's test predictions ({type(error).__name__}); "
+                "nothing in it was run. The run is damaged: train it again."
             ) from error
-        if not isinstance(predictions, dict) or "logits" not in predictions:
-            raise RunDirError(f"{path} does not hold the test predictions of a run; the run is damaged")
-        return predictions
+        try:
+            return predictions_from_file(content, path)
+        except RunFileError as error:
+            raise RunDirError(str(error)) from error
 
     def save_last(self, state: dict[str, Any]) -> None:
         save_checkpoint(self.path / LAST, state, "training")
@@ -280,9 +286,9 @@ class RunDir:
     def sync_history(self, history: list[dict[str, Any]]) -> bool:
         """Rewrite ``history.csv`` from the checkpoint's history if it differs or is damaged; True if so."""
         path = self.path / HISTORY
-        _refuse_history_folder(path)
+        refuse_history_folder(path)
         try:
-            if path.is_file() and _same_rows(self.read_history(), history):
+            if path.is_file() and same_history(self.read_history(), history):
                 return False
         except RunDirError:
             pass  # unreadable (random bytes): rewritten from the checkpoint like a stale one
@@ -290,11 +296,11 @@ class RunDir:
         return True
 
 
-def _refuse_history_folder(path: Path) -> None:
+def refuse_history_folder(path: Path) -> None:
     if path.is_dir():
         raise RunDirError(
-            f"{path} is a folder, not the run's history file: move it away, and the history is rewritten "
-            f"from {LAST} (by --resume and by load_run)"
+            f"{path} is a folder, not the run's history file: move it away, and --resume "
+            f"rewrites the history from {LAST}"
         )
 
 
@@ -316,130 +322,10 @@ def _try_lock(descriptor: int) -> bool:
         return False
 
 
-def _same_rows(written: list[dict[str, Any]], truth: list[dict[str, Any]]) -> bool:
+def same_history(written: list[dict[str, Any]], truth: list[dict[str, Any]]) -> bool:
     if len(written) != len(truth):
         return False
     return all(
         a.get("epoch") == b.get("epoch") and a.get("val_accuracy") == b.get("val_accuracy")
         for a, b in zip(written, truth, strict=True)
     )
-
-
-# --------------------------------------------------------------------------- reading a finished run
-
-
-@dataclass
-class RunRecord:
-    """Everything a finished run left in its directory, with the model and data it recorded."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    predictions: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.run_dir.name
-
-    @property
-    def model_config(self) -> ModelConfig:
-        return ModelConfig.from_dict(self.config["model"])
-
-    @property
-    def train_config(self) -> dict[str, Any]:
-        return self.config["train"]
-
-    @property
-    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split's per-channel mean and std (pixel units) the run normalised with."""
-        norm = self.config["normalisation"]
-        return torch.tensor(norm["mean"]), torch.tensor(norm["std"])
-
-    @property
-    def weights_file(self) -> Path | None:
-        """The run's inference weights (``best.pt``), if it kept them."""
-        path = self.run_dir / BEST
-        return path if path.is_file() else None
-
-
-def load_run(run_dir: str | os.PathLike) -> RunRecord:
-    """Read a finished run (config, history, metrics, test predictions), cross-checking its files.
-
-    If ``last.pt`` is there, its history is the truth and a stale ``history.csv`` is rewritten
-    from it; otherwise ``history.csv`` must have as many rows as ``metrics.json`` has epochs.
-    """
-    folder = RunDir(run_dir)
-    needed = [CONFIG, HISTORY, METRICS, PREDICTIONS]
-    _refuse_history_folder(folder.file(HISTORY))
-    missing = [name for name in needed if not folder.file(name).is_file()]
-    if missing:
-        raise RunDirError(
-            f"{folder.path} is not a finished run: it lacks {', '.join(missing)}. Train with "
-            "googlenet_utils.fit (notebook 04 or `make train`) and let it reach the end."
-        )
-    config = folder.read_config()
-    if config.get("format") != FORMAT:
-        raise RunDirError(
-            f"{folder.path} was written in another run-directory format ({config.get('format')})"
-        )
-    metrics = folder.read_metrics()
-    history = _checked_history(folder)
-    if len(history) != metrics.get("epochs"):
-        warnings.warn(
-            f"{folder.file(HISTORY)} has {len(history)} epochs but {METRICS} records "
-            f"{metrics.get('epochs')}: "
-            "the history is incomplete",
-            stacklevel=2,
-        )
-    return RunRecord(folder.path, config, history, metrics, folder.read_predictions())
-
-
-def _checked_history(folder: RunDir) -> list[dict[str, Any]]:
-    """history.csv, rewritten from last.pt's history (the truth) when it is stale or damaged."""
-    try:
-        history, damage = folder.read_history(), None
-    except RunDirError as error:
-        history, damage = None, error
-    if not folder.file(LAST).is_file():
-        if damage is not None:
-            raise RunDirError(f"{damage}; without {LAST} it cannot be rebuilt: the run is damaged")
-        return history
-    try:
-        truth = folder.load_last()["history"]
-    except CheckpointError as error:
-        if damage is not None:
-            raise RunDirError(f"{damage}, and {error}") from error
-        warnings.warn(f"{error}; using history.csv as it is", stacklevel=3)
-        return history
-    if damage is None and _same_rows(history, truth):
-        return history
-    state = "stale" if damage is None else "damaged"
-    warnings.warn(f"{folder.file(HISTORY)} was {state}; rewritten from {LAST}", stacklevel=3)
-    folder.write_history(truth)
-    return folder.read_history()
-
-
-def export_run(
-    source: str | os.PathLike, target: str | os.PathLike, readme: str, max_bytes: int = 5_000_000
-) -> Path:
-    """Copy a finished run's results and inference weights (no optimiser state) to ``target``.
-
-    ``target`` gets config.json, history.csv, metrics.json, test_predictions.pt, best.pt (the
-    weights only) and a README.md with ``readme``; ``load_run`` reads it like any run.
-    """
-    record = load_run(source)  # cross-checked, and history.csv rebuilt from last.pt if needed
-    if record.weights_file is None:
-        raise RunDirError(f"{record.run_dir} has no {BEST} to ship")
-    target = Path(target)
-    if target.exists():
-        raise RunDirError(f"{target} exists; remove it first so that no two runs mix")
-    target.mkdir(parents=True)
-    for name in (CONFIG, HISTORY, METRICS, PREDICTIONS, BEST):
-        shutil.copy2(record.run_dir / name, target / name)
-    too_big = [p.name for p in target.iterdir() if p.stat().st_size > max_bytes]
-    if too_big:
-        shutil.rmtree(target)
-        raise RunDirError(f"{', '.join(too_big)} would exceed {max_bytes:,} bytes; ship a narrower network")
-    (target / README).write_text(readme)
-    return target

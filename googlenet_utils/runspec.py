@@ -20,7 +20,8 @@ import torch
 from .cifar10 import NUM_CLASSES, CIFAR10Data
 from .model import GoogLeNet, ModelConfig
 from .recipe import Recipe, TrainConfig, describe_overrides, run_name
-from .trainer import Run, fit
+from .run_record import RunRecord
+from .trainer import fit
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class RunSpec:
         torch.manual_seed(self.train.seed)
         return GoogLeNet.from_config(self.model)
 
-    def fit(self, data: CIFAR10Data, model: GoogLeNet | None = None, **options: Any) -> Run:
+    def fit(self, data: CIFAR10Data, model: GoogLeNet | None = None, **options: Any) -> RunRecord:
         """Train (or resume) this run on ``data`` (already ``self.data(...)``); ``options`` go to ``fit``."""
         if len(data.classes) != self.model.num_classes:
             raise ValueError(
@@ -77,4 +78,10 @@ def describe_run(
         train_changes["run_dir"] = str(Path(runs) / run_name(recipe.name, aux_logits=aux_logits, width=width))
     train = recipe.config(**train_changes)  # the training settings are checked first, then the network
     model = ModelConfig(num_classes, "cifar", chosen_width, aux_logits, **(model_changes or {}))
-    return RunSpec(recipe, model, train, describe_overrides(recipe, train_changes, width))
+    paper = ModelConfig(num_classes, "cifar")  # the paper's choices, at the CIFAR stem
+    in_words = [describe_overrides(recipe, train_changes, width)] + [
+        f"{name.replace('_', ' ')} {getattr(model, name)!r} (paper: {getattr(paper, name)!r})"
+        for name in (model_changes or {})
+        if getattr(model, name) != getattr(paper, name)
+    ]
+    return RunSpec(recipe, model, train, ", ".join(filter(None, in_words)))

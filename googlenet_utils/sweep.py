@@ -35,10 +35,11 @@ from .errors import ConfigError, UserError
 from .model import GoogLeNet, ModelConfig
 from .paths import display_path
 from .recipe import OPERATIONAL, Recipe, TrainConfig
+from .run_record import RunRecord
 from .rundir import CONFIG, HISTORY, METRICS, RunDir
 from .runspec import describe_run
 from .synthetic import make_synthetic_cifar10
-from .trainer import Run, fit
+from .trainer import fit
 
 SHIPPED_FILES = (CONFIG, HISTORY, METRICS)  # what a sweep commits per run: no weights, no predictions
 
@@ -202,7 +203,7 @@ def train_run(
     device: str = "auto",
     build: Callable[[ModelConfig], nn.Module] | None = None,
     threads: int | None = None,
-) -> Run:
+) -> RunRecord:
     """Train (or resume, or just re-test) one run; ``build`` may replace ``GoogLeNet.from_config``.
 
     ``threads`` (default: the sweep's) sets PyTorch's CPU threads for the run and restores them.

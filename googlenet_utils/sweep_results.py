@@ -130,13 +130,13 @@ def read_sweep(root: str | Path) -> list[SweepRun]:
             SweepRun(
                 variant,
                 int(seed),
-                metrics["test_accuracy"],
-                metrics["train_seconds"],
+                metrics.test_accuracy,
+                metrics.train_seconds,
                 ModelConfig.from_dict(config["model"]),
                 config["data"]["digest"],
                 folder,
                 config["data"].get("source", "unknown data"),
-                metrics.get("device", "unknown device"),
+                metrics.device,
             )
         )
     return runs

@@ -16,8 +16,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,8 +38,9 @@ from .model import combine_losses, head_losses
 from .paths import display_path
 from .recipe import TrainConfig, lr_factor, make_optimizer, resolution_at
 from .resume import check_resume, divergence_advice
-from .run_report import epoch_line, final_line, prediction_file, run_metrics, want_progress
-from .rundir import RunDir
+from .run_record import RunRecord
+from .run_report import epoch_line, final_line, run_metrics, want_progress
+from .rundir import BEST, FORMAT, HISTORY, LAST, RunDir, refuse_history_folder
 
 HEADS = ("main", "aux1", "aux2")
 TIMED_STEPS = 3  # per image side, after one untimed step: milliseconds on a GPU, a few CPU seconds
@@ -52,23 +51,6 @@ ProgressHook = Callable[[dict[str, Any]], None]
 def compile_options() -> dict[str, Any]:
     """torch.compile's settings: static shapes, so each image side gets its own graph, not a dynamic one."""
     return {"backend": COMPILE_BACKEND, "dynamic": False}
-
-
-@dataclass
-class Run:
-    """What ``fit`` leaves: the run directory, the per-epoch history and the final metrics."""
-
-    run_dir: Path
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.metrics["test_accuracy"]
-
-    @property
-    def best_val_accuracy(self) -> float:
-        return self.metrics["best_val_accuracy"]
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -404,7 +386,7 @@ class Trainer:
 
     def _diverged(self, epoch: int, step: int) -> None:
         lr = self.lr_at(epoch * self.steps_per_epoch + step)
-        checkpoint = None if epoch == 0 else self.rundir.file("last.pt")
+        checkpoint = None if epoch == 0 else self.rundir.file(LAST)
         raise NonFiniteLossError(
             divergence_advice(epoch, step, lr, self.config.lr, checkpoint, self.precision)
         )
@@ -456,7 +438,7 @@ class Trainer:
             writer.submit(lambda: self.rundir.save_epoch(state, best))
 
     def _restore(self) -> None:
-        state, path = self.rundir.load_last(), self.rundir.file("last.pt")
+        state, path = self.rundir.load_last(), self.rundir.file(LAST)
         check_compatible(self.model, state, f"checkpoint {path}")
         if state.get("budget") is not None:  # the length a time budget chose stays the run's length
             self.budget = BudgetChoice.from_dict(state["budget"])
@@ -523,7 +505,7 @@ class Trainer:
             notes.append(f"stopped by the {self.config.wall_limit:.0f} s wall-clock guard")
         return "; ".join(notes) or None
 
-    def run(self) -> Run:
+    def run(self) -> RunRecord:
         self.clock = time.perf_counter()
         dist_utils.check_same_settings(
             {"config": self.config.to_dict(), "model": self.model.config.to_dict(), "data": self.fingerprint},
@@ -542,9 +524,11 @@ class Trainer:
         lock = self.rundir.lock() if self.is_main else nullcontext()
         with lock, BackgroundWriter() as writer:
             if plan == "resume":
+                if self.is_main:
+                    refuse_history_folder(self.rundir.file(HISTORY))  # before "resumed ..." is printed
                 self._restore()
                 if self.is_main and self.rundir.sync_history(self.history):
-                    history = display_path(self.rundir.file("history.csv"))
+                    history = display_path(self.rundir.file(HISTORY))
                     print(f"rewrote {history} from last.pt (it was behind or damaged)")
             elif self.config.resume and self.is_main:
                 print(f"no checkpoint in {display_path(self.rundir.path)}: starting from the first epoch")
@@ -583,17 +567,17 @@ class Trainer:
             writer.wait()
             return self._finish()
 
-    def _finish(self) -> Run:
+    def _finish(self) -> RunRecord:
         """Evaluate the best checkpoint on the test set, once, and write predictions and metrics."""
         if self.dist is not None:
             torch.distributed.barrier()  # rank 0 has written best.pt
         best = self.rundir.load_best()
         if best["epoch"] != self.best["epoch"]:
             raise CheckpointError(
-                f"{self.rundir.file('best.pt')} holds epoch {best['epoch']}, but the run's best is epoch "
+                f"{self.rundir.file(BEST)} holds epoch {best['epoch']}, but the run's best is epoch "
                 f"{self.best['epoch']}; the run directory was changed by hand. Retrain in a new --out."
             )
-        load_weights(self.eval_model, best, f"checkpoint {self.rundir.file('best.pt')}")
+        load_weights(self.eval_model, best, f"checkpoint {self.rundir.file(BEST)}")
         start = time.perf_counter()
         test = self._predict(self.test_loader, self.config.tta)
         metrics = score(test, len(self.data.classes))
@@ -613,11 +597,12 @@ class Trainer:
             stopped_early=self.stopped,
         )  # fmt: skip
         if self.is_main:
-            self.rundir.write_predictions(prediction_file(test, self.data.classes))
+            self.rundir.write_predictions(test, self.data.classes)
             self.rundir.write_metrics(result)
             print(final_line(metrics.accuracy, metrics.accuracy_plain, self.config.tta, self.best["epoch"],
                              self.rundir.path))  # fmt: skip
-        return Run(self.rundir.path, self.history, result)
+        config = {"format": FORMAT, **self._record()}  # as config.json holds it
+        return RunRecord(self.rundir.path, config, self.history, result, test, list(self.data.classes))
 
 
 def fit(
@@ -628,7 +613,7 @@ def fit(
     recipe: str | None = None,
     distributed: dist_utils.Distributed | None = None,
     on_epoch: ProgressHook | None = None,
-) -> Run:
+) -> RunRecord:
     """Train ``model`` on ``data`` (selecting on a validation split), then test the best epoch once.
 
     Every epoch ends with an atomic checkpoint; ``config.resume`` continues an interrupted run.

@@ -10,6 +10,7 @@ from torch import nn
 
 from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, make_synthetic_cifar10
 from googlenet_utils.model import InceptionModule
+from googlenet_utils.run_schema import RunMetrics
 from googlenet_utils.trainer import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,19 @@ def tiny_config(run_dir: Path, **changes) -> TrainConfig:
 def tiny_model(seed: int = 0, **changes) -> GoogLeNet:
     torch.manual_seed(seed)
     return GoogLeNet(10, variant="cifar", width=changes.pop("width", 0.0625), **changes)
+
+
+def make_metrics(**changes) -> RunMetrics:
+    """A complete ``RunMetrics`` of a made-up run; ``changes`` set the fields a test is about."""
+    values = dict(
+        test_accuracy=0.5, test_accuracy_no_tta=0.49, tta="flip", test_loss=1.5,
+        test_per_class_accuracy={}, test_aux_accuracy={}, best_val_accuracy=0.51, best_epoch=1,
+        epochs=1, train_seconds=60.0, compile_seconds=0.0, wall_seconds=61.0, images_per_s=100.0,
+        time_to_val_accuracy={}, parameters={"train": 2, "inference": 1}, data={"source": "made up"},
+        recipe="cpu", width=1.0, device="cpu (x86_64, 2 threads)", processes=1, precision="fp32",
+        compiled=False, versions={},
+    )  # fmt: skip
+    return RunMetrics(**{**values, **changes})
 
 
 def comparable(history: list[dict]) -> list[dict]:

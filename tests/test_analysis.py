@@ -1,10 +1,12 @@
 """Analysis on inputs whose answers are worked out by hand, and every plot on a tiny real run."""
 
+import dataclasses
+
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from conftest import assert_labelled
+from conftest import assert_labelled, make_metrics
 from torch import nn
 
 from googlenet_utils import (
@@ -20,17 +22,19 @@ from googlenet_utils.analysis import (
     ablation_table,
     confident_mistakes,
     confusion_matrix,
+    differing_settings,
     expected_calibration_error,
     flip_logits,
     format_table,
     head_accuracies,
     most_confused_pairs,
+    paired_run_change,
     precision_recall,
     reliability,
     row_normalised,
     run_test_data,
-    tta_logits,
 )
+from googlenet_utils.evaluation import Predictions
 from googlenet_utils.model import INCEPTION_TABLE
 from googlenet_utils.probes import (
     BRANCH_LABELS,
@@ -88,12 +92,11 @@ def test_head_accuracies_include_aux_heads():
     labels = torch.tensor([0, 1, 1, 0])
     hit = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 0.0]])
     half = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
-    predictions = {"logits": hit, "logits_flipped": None, "aux1": half, "aux2": hit, "labels": labels}
+    predictions = Predictions(labels, hit, aux={"aux1": half, "aux2": hit})
     assert head_accuracies(predictions) == {"main": 1.0, "aux1": 0.5, "aux2": 1.0}
     with pytest.raises(ValueError, match="tta='none'"):
         flip_logits(predictions)
-    assert tta_logits(predictions) is hit  # no TTA logits stored: the plain ones
-    both = {**predictions, "logits_flipped": half, "logits_tta": half}
+    both = dataclasses.replace(predictions, flipped=half, tta=half)
     assert head_accuracies(both, tta="flip+translate") == {
         "main": 1.0,
         "main + flip TTA": pytest.approx(0.75),
@@ -132,30 +135,22 @@ def write_fake_run(
         ]
     )
     run.write_metrics(
-        {
-            "test_accuracy": accuracy,
-            "test_accuracy_no_tta": accuracy - 0.002,
-            "best_val_accuracy": accuracy + 0.001,
-            "best_epoch": epochs,
-            "epochs": epochs,
-            "train_seconds": seconds,
-            "recipe": "cpu",
-            "width": 1.0,
-            "parameters": {"train": params[0], "inference": params[1]},
-            "device": "NVIDIA H100 80GB HBM3",
-            "data": {"source": "CIFAR-10 (official files, md5-verified)"},
-        }
+        make_metrics(
+            test_accuracy=accuracy,
+            test_accuracy_no_tta=accuracy - 0.002,
+            best_val_accuracy=accuracy + 0.001,
+            best_epoch=epochs,
+            epochs=epochs,
+            train_seconds=seconds,
+            parameters={"train": params[0], "inference": params[1]},
+            device="NVIDIA H100 80GB HBM3",
+            data={"source": "CIFAR-10 (official files, md5-verified)"},
+        )
     )
     logits = torch.zeros(2, 10)
-    run.write_predictions(
-        {
-            "logits": logits,
-            "logits_flipped": logits,
-            "aux1": logits if aux else None,
-            "aux2": logits if aux else None,
-            "labels": torch.zeros(2, dtype=torch.long),
-        }
-    )
+    heads = {"aux1": logits, "aux2": logits} if aux else {}
+    labels = torch.zeros(2, dtype=torch.long)
+    run.write_predictions(Predictions(labels, logits, flipped=logits, aux=heads), ["a"] * 10)
 
 
 def test_ablation_table_from_two_fake_runs(tmp_path):
@@ -262,8 +257,8 @@ def tiny_run(finished_run, synthetic):
 def test_every_plot_draws_a_tiny_run(tiny_run):
     run, model, data = tiny_run
     predictions = run.predictions
-    labels = predictions["labels"]
-    probabilities = tta_logits(predictions).softmax(1)
+    labels = predictions.labels
+    probabilities = predictions.combined().softmax(1)
     confusion = confusion_matrix(labels, probabilities.argmax(1), 10)
     images = data.test_images
     x = (images[:1].float() - 128) / 64
@@ -322,3 +317,24 @@ def test_run_test_data_finds_the_data_or_the_recorded_subset():
     other = {**subset.fingerprint(), "digest": "0" * 24}
     assert run_test_data(data, other) is None
     assert run_test_data(data, {**data.fingerprint(), "digest": "0" * 24}) is None
+
+
+def test_two_runs_are_compared_by_settings_and_image_by_image(finished_run):
+    record = load_run(finished_run.run_dir)
+    train = {**record.config["train"], "lr": 0.5, "run_dir": "elsewhere", "device": "cuda"}
+    other = dataclasses.replace(record, config={**record.config, "train": train})
+    assert differing_settings(record, other) == ["train.lr"]  # where and on what it ran do not count
+    older = {key: value for key, value in train.items() if key != "wall_limit"}  # recorded before it existed
+    older_model = {key: value for key, value in record.config["model"].items() if key != "head"}
+    before = dataclasses.replace(record, config={**record.config, "train": older, "model": older_model})
+    assert differing_settings(record, before) == ["train.lr"]  # a setting not recorded had its default
+    assert paired_run_change(record, other) == (0.0, 0.0)
+    labels = record.predictions.labels
+    wrong = dataclasses.replace(
+        record.predictions, tta=torch.nn.functional.one_hot((labels + 1) % 10, 10).float()
+    )
+    change, error = paired_run_change(record, dataclasses.replace(record, predictions=wrong))
+    right = (record.predictions.combined().argmax(1) == labels).double().mean().item()
+    assert change == pytest.approx(-right) and error > 0
+    elsewhere = dataclasses.replace(record, config={**record.config, "data": {"digest": "other"}})
+    assert paired_run_change(record, elsewhere) is None

@@ -1,6 +1,5 @@
 """The command line: every user mistake exits 2 with one message naming the value and the fix."""
 
-import json
 import os
 import pickle
 import signal
@@ -14,6 +13,7 @@ import torch
 from googlenet_utils import cifar10 as cifar10_module
 from googlenet_utils.cifar10 import BATCH_FOLDER
 from googlenet_utils.cli import main
+from googlenet_utils.run_record import load_run
 from googlenet_utils.synthetic import make_synthetic_cifar10
 
 SMOKE = ["--synthetic", "--recipe", "smoke"]
@@ -49,10 +49,9 @@ def test_the_smoke_recipe_on_real_layout_data_tests_on_every_class(sorted_datase
     )
     printed = capsys.readouterr().out
     assert printed.startswith("recipe 'smoke' (asked for)") and "test accuracy" in printed
-    labels = torch.load(out / "test_predictions.pt", weights_only=True)["labels"]
-    assert torch.bincount(labels, minlength=10).tolist() == [26] * 6 + [25] * 4  # 256, balanced
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["recipe"] == "smoke" and "class-balanced subset" in metrics["data"]["source"]
+    record = load_run(out)
+    assert torch.bincount(record.predictions.labels, minlength=10).tolist() == [26] * 6 + [25] * 4  # balanced
+    assert record.metrics.recipe == "smoke" and "class-balanced subset" in record.metrics.data_source
 
 
 def test_without_a_recipe_a_cpu_gets_the_cpu_recipe_and_is_told_why(tmp_path, capsys, monkeypatch):
@@ -264,3 +263,20 @@ def test_under_torchrun_a_mistake_is_printed_by_the_first_process_only(
     monkeypatch.setattr("googlenet_utils.cli.distributed.start", lambda device: None)  # no process group
     assert main([*B, "--lr", "nan"]) == 2
     assert ("error: TrainConfig.lr (--lr) must be between" in capsys.readouterr().err) == printed
+
+
+def test_model_flags_are_generated_from_model_config_and_reach_the_network(tmp_path, capsys, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(
+        "googlenet_utils.runspec.fit", lambda model, data, config, **kw: seen.update(model=model.config)
+    )
+    flags = ["--dropout", "0", "--five-by-five", "3x3x2", "--no-reduce", "--head", "fc", "--norm", "none"]
+    assert main([*B, *flags, "--out", str(tmp_path / "run")]) == 0
+    model = seen["model"]
+    assert (model.dropout, model.five_by_five, model.reduce, model.head, model.norm) == (
+        0.0, "3x3x2", False, "fc", "none",
+    )  # fmt: skip
+    assert model.aux_dropout == 0.7 and not model.batch_norm  # untouched, and norm "none" has no batch norm
+    printed = capsys.readouterr().out
+    assert "dropout 0.0 (paper: 0.4)" in printed and "five by five '3x3x2' (paper: '5x5')" in printed
+    fails_with(capsys, [*B, "--head", "dense"], "head must be one of 'gap', 'fc', got 'dense'")

@@ -15,6 +15,7 @@ from googlenet_utils.exercises import (
     check_ece,
     check_lr_schedule,
     check_naive_module,
+    unfilled,
 )
 from googlenet_utils.loader import channel_stats
 from googlenet_utils.recipe import lr_factor
@@ -97,6 +98,20 @@ def test_an_error_in_the_learners_code_is_caught_and_explained():
 
     with pytest.raises(ExerciseError, match=r"running your module .* failed \(AttributeError"):
         check_naive_module(Broken)
+
+
+def test_unfilled_is_true_only_for_the_skeleton_and_never_raises():
+    def skeleton():
+        raise NotImplementedError
+
+    def buggy():  # a learner's module whose branches do not line up
+        return torch.cat([torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 3, 3)], dim=1)
+
+    assert unfilled(skeleton) is True
+    assert unfilled(buggy) is False  # the check cell after it explains the error
+    assert unfilled(lambda: 1) is False
+    with pytest.raises(ExerciseError, match=r"failed \(RuntimeError"):
+        check_ece(lambda probabilities, labels, n_bins: buggy())
 
 
 def test_an_unfilled_skeleton_says_to_replace_the_raise():

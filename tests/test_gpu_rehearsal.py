@@ -88,7 +88,7 @@ def test_compiled_training_and_every_test_time_view_compile_before_the_clock(sma
     config = quick_config(tmp_path, compile=True, val_tta="flip", tta="flip+translate")
     trainer = Trainer(tiny_model(), small, config)
     run = trainer.run()  # training, validation with flip, and the test's six flip+translate views
-    assert run.metrics["compiled"] is True and run.metrics["tta"] == "flip+translate"
+    assert run.metrics.compiled is True and run.metrics.tta == "flip+translate"
     for mode in TTA_MODES:  # every mode's views have the batch's shape and layout: the same graph
         predict(trainer.eval_model, trainer.test_loader, tta=mode, forward=trainer.eval_forward)
     # One training graph and one evaluation graph for all six views (shifted views with the padded
@@ -101,7 +101,7 @@ def test_each_low_resolution_side_is_compiled_in_the_warm_up(small, tmp_path, co
     use, seen = compile_once
     use("eager")  # the graph capture and its guards, which decide recompiling, without autograd tracing
     run = fit(tiny_model(), small, quick_config(tmp_path, compile=True, resolutions="16:1", tta="none"))
-    assert [row["resolution"] for row in run.history] == [16, 32] and run.metrics["compiled"] is True
+    assert [row["resolution"] for row in run.history] == [16, 32] and run.metrics.compiled is True
     assert seen["graphs"] == 3 and graphs_compiled() == seen["graphs"]  # 16 px, 32 px, evaluation
 
 
@@ -112,9 +112,10 @@ def test_bf16_autocast_trains_and_evaluates_on_the_cpu(small, tmp_path):
     model.fc.register_forward_hook(lambda module, inputs, output: dtypes.add((module.training, output.dtype)))
     run = fit(model, small, quick_config(tmp_path, precision="bf16", epochs=1, warmup_epochs=0.0))
     assert dtypes == {(True, torch.bfloat16), (False, torch.bfloat16)}  # training and evaluation
-    assert run.metrics["precision"] == "bf16" and math.isfinite(run.history[0]["train_loss"])
-    predictions = torch.load(tmp_path / "test_predictions.pt", weights_only=True)
-    assert predictions["logits"].dtype == torch.float32  # stored in full precision whatever ran
+    assert run.metrics.precision == "bf16" and math.isfinite(run.history[0]["train_loss"])
+    assert (
+        load_run(tmp_path).predictions.logits.dtype == torch.float32
+    )  # stored in full precision whatever ran
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_fp16_with_a_gradient_scaler_and_fused_sgd_resume_exactly(small, tmp_pat
     assert saved["optimizer"]["param_groups"][0]["fused"] is True and saved["optimizer"]["state"]
     monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
     resumed = fit(tiny_model(seed=3), small, quick_config(tmp_path / "resumed", resume=True))
-    assert resumed.metrics["precision"] == "fp16"
+    assert resumed.metrics.precision == "fp16"
     assert comparable(resumed.history) == comparable(straight.history)
     ends = [load_checkpoint(tmp_path / name / "last.pt") for name in ("straight", "resumed")]
     assert ends[0]["scaler"] == ends[1]["scaler"]
@@ -225,7 +226,7 @@ def test_make_prepare_report_and_publish_give_a_run_load_run_reads(tmp_path):
     measured = tmp_path / "measured.json"
     make(work, "gpu-publish", "REPORT=out", "NAME=cpu-smoke", f"PUBLISH_ARGS=--measured {measured}")
     record = load_run(work / "results" / "cpu-smoke")
-    assert len(record.history) == 1 and record.metrics["data"]["source"] == mirror.subset(640, 256).source
+    assert len(record.history) == 1 and record.metrics.data["source"] == mirror.subset(640, 256).source
     assert model_from_checkpoint(record.weights_file).config.width == record.model_config.width
     assert "[cpu-smoke](cpu-smoke/)" in (work / "README.md").read_text()
     assert json.loads(measured.read_text())["smoke"].startswith(f"{report['test_accuracy']:.2%}")

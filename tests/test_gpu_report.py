@@ -49,7 +49,7 @@ def test_the_report_is_a_run_directory_with_environment_progress_and_summary(rep
     assert report["model_flop_utilisation"] is None  # no GPU, no peak to divide by
     assert report["epochs"] == 2 and report["time_budget"]["epochs"] == 2
     record = load_run(report_dir)
-    assert len(record.history) == 2 and record.metrics["test_accuracy"] == report["test_accuracy"]
+    assert len(record.history) == 2 and record.metrics.test_accuracy == report["test_accuracy"]
 
 
 def test_the_shipped_weights_are_half_precision_and_rebuild_a_float_network(report_dir):

@@ -11,7 +11,7 @@ from googlenet_utils import AuxClassifier, GoogLeNet, GoogLeNetOutputs, Inceptio
 from googlenet_utils.model import INCEPTION_TABLE, MAX_WIDTH
 
 MODULES = list(INCEPTION_TABLE)
-# Paper Table 1 (COURSE.md section 3): output channels and feature-map side at 224x224 input.
+# Paper Table 1 (Szegedy et al., 2015): output channels and feature-map side at 224x224 input.
 PAPER_OUT = {
     "3a": 256,
     "3b": 480,

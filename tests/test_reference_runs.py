@@ -13,8 +13,8 @@ from googlenet_utils.checkpoint import model_from_checkpoint
 from googlenet_utils.cifar10 import CIFAR10Data
 from googlenet_utils.complexity import count_parameters
 from googlenet_utils.course import REFERENCE_RUNS, FoundRun, course_settings, find_run
-from googlenet_utils.evaluation import Predictions, predict, score
-from googlenet_utils.rundir import load_run
+from googlenet_utils.evaluation import predict, score
+from googlenet_utils.run_record import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -39,13 +39,13 @@ def test_both_runs_are_shipped_and_differ_only_in_the_auxiliary_heads():
     # Same images, same validation split (the source's wording changed between the two runs).
     data = [{k: v for k, v in run.config["data"].items() if k != "source"} for run in (aux, no_aux)]
     assert data[0] == data[1]
-    assert aux.metrics["recipe"] == no_aux.metrics["recipe"] == "cpu"
+    assert aux.metrics.recipe == no_aux.metrics.recipe == "cpu"
 
 
 def test_the_timed_run_kept_to_its_budget_and_says_so():
     timed = load_run(TIMED)
-    assert timed.train_config["time_budget"] == 1800 and timed.metrics["wall_seconds"] <= 1800
-    assert timed.metrics["epochs"] <= RECIPES["cpu"].config().epochs and timed.metrics["recipe"] == "cpu"
+    assert timed.train_config["time_budget"] == 1800 and timed.metrics.wall_seconds <= 1800
+    assert timed.metrics.epochs <= RECIPES["cpu"].config().epochs and timed.metrics.recipe == "cpu"
     assert "--time-budget 1800" in (TIMED / "README.md").read_text()
 
 
@@ -54,27 +54,22 @@ def test_each_run_says_where_it_came_from(shipped):
     for fact in ("recipe", "data", "device", "date", "commit", "wall time", "test accuracy"):
         assert f"\n- {fact}: " in readme
     assert f"width {shipped.model_config.width}" in readme
-    assert "JPEG mirror" in shipped.metrics["data"]["source"]
+    assert "JPEG mirror" in shipped.metrics.data["source"]
     assert not (shipped.run_dir / "last.pt").exists()  # no optimiser state is shipped
 
 
 def test_the_weights_fit_the_recorded_model_and_are_small(shipped):
     model = model_from_checkpoint(shipped.weights_file)
     assert model.config == shipped.model_config
-    assert count_parameters(model) == shipped.metrics["parameters"]["train"]
+    assert count_parameters(model) == shipped.metrics.parameters["train"]
     assert shipped.weights_file.stat().st_size < 5 * 2**20
 
 
 def test_the_stored_predictions_give_the_recorded_accuracies(shipped):
-    stored = shipped.predictions
-    predictions = Predictions(
-        labels=stored["labels"], logits=stored["logits"], flipped=stored["logits_flipped"],
-        tta=stored["logits_tta"], aux={k: stored[k] for k in ("aux1", "aux2") if stored[k] is not None},
-    )  # fmt: skip
-    metrics = score(predictions)
-    assert metrics.accuracy == pytest.approx(shipped.metrics["test_accuracy"], abs=1e-6)
-    assert metrics.accuracy_plain == pytest.approx(shipped.metrics["test_accuracy_no_tta"], abs=1e-6)
-    assert len(stored["labels"]) == shipped.metrics["data"]["test"]
+    metrics = score(shipped.predictions)
+    assert metrics.accuracy == pytest.approx(shipped.metrics.test_accuracy, abs=1e-6)
+    assert metrics.accuracy_plain == pytest.approx(shipped.metrics.test_accuracy_no_tta, abs=1e-6)
+    assert len(shipped.predictions.labels) == shipped.metrics.data["test"]
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +94,11 @@ def test_the_weights_reproduce_the_stored_test_predictions_on_the_mirror(shipped
     loader = CIFARLoader(mirror.test_images[rows], mirror.test_labels[rows], 250, train=False,
                          device="cpu", stats=shipped.stats)  # fmt: skip
     model = model_from_checkpoint(shipped.weights_file)
-    fresh = predict(model, loader, tta=shipped.metrics["tta"])
+    fresh = predict(model, loader, tta=shipped.metrics.tta)
     stored = shipped.predictions
-    assert torch.equal(fresh.labels, stored["labels"][rows])
-    assert torch.allclose(fresh.logits, stored["logits"][rows], atol=1e-3)
-    assert torch.allclose(fresh.tta, stored["logits_tta"][rows], atol=1e-3)
+    assert torch.equal(fresh.labels, stored.labels[rows])
+    assert torch.allclose(fresh.logits, stored.logits[rows], atol=1e-3)
+    assert torch.allclose(fresh.tta, stored.tta[rows], atol=1e-3)
 
 
 def test_notebook_05_in_smoke_mode_analyses_the_shipped_runs_and_never_trains(monkeypatch):

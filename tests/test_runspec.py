@@ -50,7 +50,7 @@ def test_fit_trains_the_described_run_and_load_run_reads_it_back(synthetic, tmp_
     spec = describe_run(RECIPES["smoke"], width=0.0625, **settings)
     run = spec.fit(spec.data(synthetic))
     record = load_run(tmp_path / "run")
-    assert record.model_config == spec.model and run.metrics["recipe"] == "smoke"
+    assert record.model_config == spec.model and run.metrics.recipe == "smoke"
     assert record.train_config["epochs"] == 1 and record.train_config["seed"] == spec.train.seed
 
 

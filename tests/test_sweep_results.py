@@ -4,7 +4,7 @@ import math
 import re
 
 import pytest
-from conftest import assert_labelled
+from conftest import assert_labelled, make_metrics
 from matplotlib.collections import LineCollection
 
 from googlenet_utils import ModelConfig, RunDir, UserError
@@ -48,7 +48,7 @@ def write_run(root, variant, seed, accuracy, digest="abc"):
     folder.prepare()
     model = ModelConfig(num_classes=10, variant="cifar", width=0.0625, **MODELS[variant])
     folder.write_config({"train": {"seed": seed}, "model": model.to_dict(), "data": {"digest": digest}})
-    folder.write_metrics({"test_accuracy": accuracy, "train_seconds": 60.0 * (seed + 1)})
+    folder.write_metrics(make_metrics(test_accuracy=accuracy, train_seconds=60.0 * (seed + 1)))
 
 
 @pytest.fixture

@@ -77,9 +77,9 @@ def test_the_budget_sets_the_length_up_front_and_the_run_records_why(small, plai
     monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
     run = fit(tiny_model(), small, quick_config(tmp_path / "run", epochs=50, time_budget=100.0))
     # 41 s an epoch with its validation and 1 s the test: 2 epochs fit the 95 s left, 3 do not.
-    assert len(run.history) == 2 and run.metrics["planned_epochs"] == 2
-    assert run.metrics["time_budget"]["epochs"] == 2
-    assert "2 of at most 50 epochs fit" in run.metrics["time_budget"]["reason"]
+    assert len(run.history) == 2 and run.metrics.planned_epochs == 2
+    assert run.metrics.time_budget["epochs"] == 2
+    assert "2 of at most 50 epochs fit" in run.metrics.time_budget["reason"]
     assert run.history[0]["note"] == "2 epochs chosen by a 100 s budget"
     record = load_run(tmp_path / "run")
     assert record.train_config["epochs"] == 2 and record.config["time_budget"]["epochs"] == 2
@@ -105,7 +105,7 @@ def test_a_resumed_budget_run_keeps_the_length_it_chose(small, plain_two, tmp_pa
     resumed = fit(
         tiny_model(seed=7), small, quick_config(tmp_path, epochs=50, time_budget=100.0, resume=True)
     )
-    assert len(resumed.history) == 2 and resumed.metrics["time_budget"]["epochs"] == 2
+    assert len(resumed.history) == 2 and resumed.metrics.time_budget["epochs"] == 2
     assert without_notes(resumed.history) == comparable(plain_two.history)
 
 
@@ -117,13 +117,13 @@ def test_the_wall_clock_guard_stops_at_an_epoch_boundary_and_still_tests(
     run = fit(tiny_model(), small, quick_config(tmp_path, epochs=50, val_every=3, wall_limit=500.0))
     assert len(run.history) == 1 and run.history[0]["val_accuracy"] is not None  # validated though not due
     assert run.history[0]["note"] == "stopped by the 500 s wall-clock guard"
-    stopped = run.metrics["stopped_early"]
+    stopped = run.metrics.stopped_early
     assert (stopped["by"], stopped["after_epoch"], stopped["planned_epochs"]) == ("wall_limit", 1, 50)
-    assert run.metrics["best_epoch"] == 1 and 0 <= run.test_accuracy <= 1
+    assert run.metrics.best_epoch == 1 and 0 <= run.test_accuracy <= 1
     assert (
         "wall-clock guard: epoch 2 and the test would end past the limit of 500 s" in capsys.readouterr().out
     )
-    assert load_run(tmp_path).metrics["stopped_early"]["after_epoch"] == 1
+    assert load_run(tmp_path).metrics.stopped_early["after_epoch"] == 1
 
 
 def test_timing_the_steps_leaves_no_trace(small, tmp_path):
@@ -163,7 +163,7 @@ def test_a_report_with_a_budget_of_seconds_stops_in_time_with_its_files(smaller_
     assert report["wall_seconds"] <= limit and 1 <= report["epochs"] < 400
     assert report["time_budget"]["budget_seconds"] < budget  # what was left when training started
     record = load_run(out)  # the output folder is a complete run directory
-    assert len(record.history) == report["epochs"] == record.metrics["epochs"]
+    assert len(record.history) == report["epochs"] == record.metrics.epochs
     progress = json.loads((out / "progress.json").read_text())
     assert progress["epochs_done"] == report["epochs"] and progress["images_per_s"] > 0
     assert {p.name for p in out.iterdir()} == {

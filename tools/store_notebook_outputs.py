@@ -14,15 +14,17 @@ folder, so that it analyses the reference runs shipped under ``results/``, as a 
 a run of their own sees them; notebook 06 reads the sweep shipped under ``results/sweeps/ablation/``
 and is labelled with that sweep's data and machines. Each stored cell's first line names the data
 and device, and its metadata records a hash of its code: change the code and the tests ask for a
-refresh.
+refresh. How long each run took, and how busy the machine was, goes to results/notebook-times.json.
 """
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -36,6 +38,7 @@ MIRROR = ROOT / "data" / "mirror"
 NEEDS_DATA = ("03_", "04_", "05_")
 READS_SWEEP = "06_"  # reads the shipped sweep: its runs say which data and which machine made them
 SWEEP = ROOT / "results" / "sweeps" / "ablation"
+TIMES = ROOT / "results" / "notebook-times.json"  # each notebook's last top-to-bottom run, per mode
 
 
 def _commit() -> str:
@@ -101,6 +104,23 @@ def _execute(notebook, path: Path, env: dict[str, str]) -> None:
                 os.environ[key] = value
 
 
+def record_time(name: str, mode: str, seconds: float, load: float) -> None:
+    """Keep how long a notebook ran, top to bottom, in TIMES (what the README's running times cite).
+
+    ``load`` is the machine's one-minute load average when the run started: above about 1 on the
+    2-core machine, something else was running and the time is an upper bound.
+    """
+    from googlenet_utils.devices import device_name, pick_device
+
+    times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
+    times.setdefault(name, {})[mode] = {
+        "seconds": round(seconds, 1), "date": datetime.date.today().isoformat(), "commit": _commit(),
+        "device": device_name(pick_device("cpu" if mode == "smoke" else "auto")),
+        "load_average_at_start": round(load, 2),
+    }  # fmt: skip
+    TIMES.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+
+
 def _unchanged(stored: dict, cell) -> bool:
     """A stored real-run output of exactly this code (its recorded hash still matches)."""
     old = stored.get(body(cell))
@@ -133,7 +153,9 @@ def refresh(
         env, data, device = _real_environment(path, mirror)
     else:
         env, data, device = {"GOOGLENET_SMOKE": "1"}, "", ""
+    busy, start = os.getloadavg()[0], time.perf_counter()
     _execute(notebook, path, env)
+    record_time(path.name, "full" if real else "smoke", time.perf_counter() - start, busy)
     kept = 0
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
