@@ -71,7 +71,7 @@ reference-runs: $(STAMP) mirror
 cpu-30min: $(STAMP) mirror
 	$(BIN)/python tools/ship_reference_runs.py --timed
 
-# The longer CPU reference notebook 05 analyses (about 90 minutes on 2 cores), results/reference-cpu-90min.
+# The longer CPU reference notebook 05 analyses (90 minutes in all on 2 cores: run it alone), results/reference-cpu-90min.
 cpu-90min: $(STAMP) mirror
 	$(BIN)/python tools/ship_reference_runs.py --long
 

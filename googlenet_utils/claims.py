@@ -1,8 +1,9 @@
 """Verdicts on claims: the effect size that matters is stated in advance, then significance and size decide.
 
-A difference counts only if it is beyond two standard errors (not noise) *and* at least as large
-as the smallest effect that would matter, fixed here before any run is looked at. A significant
-but tiny difference is reported as such, not as support. ``claims_table`` turns notebook 05's
+A difference counts only if its whole interval (± two standard errors) lies beyond the smallest
+effect that would matter, fixed here before any run is looked at. A significant but tiny
+difference is reported as such, not as support, and one whose interval straddles the effect
+size is undecided. ``claims_table`` turns notebook 05's
 measurements into the seed post's claims with their verdicts.
 """
 
@@ -19,25 +20,33 @@ MIN_EFFECT = {
     "cam margin": 0.05,  # Grad-CAM's map mass in the box above the best image-blind map: 5 percentage points
 }
 
-SUPPORTED, CONTRADICTED, TOO_SMALL, NOISE = (
+SUPPORTED, CONTRADICTED, TOO_SMALL, NOISE, UNPLACED = (
     "supported",
     "not supported: the opposite, beyond the stated effect size",
     "not supported: real, but smaller than the effect size stated in advance",
     "not decided by this run: within the noise (two standard errors)",
+    "not decided by this run: beyond the noise, but its interval straddles the stated effect size",
 )
 
 
 def verdict(change: float, error: float, min_effect: float) -> str:
-    """``change`` (predicted direction: positive) with its standard error, against ``min_effect``."""
+    """``change`` (predicted direction: positive) with its standard error, against ``min_effect``.
+
+    The interval is ``change`` ± two standard errors; a claim is decided only when the whole
+    interval lies on one side of the effect size (the rule notebook 06 applies to its sweep).
+    """
     if error < 0 or min_effect <= 0:
         raise ValueError("the standard error must be >= 0 and the effect size > 0")
-    if abs(change) <= 2 * error:
+    low, high = change - 2 * error, change + 2 * error
+    if low <= 0 <= high:
         return NOISE
-    if change >= min_effect:
+    if low >= min_effect:
         return SUPPORTED
-    if change <= -min_effect:
+    if high <= -min_effect:
         return CONTRADICTED
-    return TOO_SMALL
+    if -min_effect < low and high < min_effect:
+        return TOO_SMALL
+    return UNPLACED
 
 
 @dataclass(frozen=True)

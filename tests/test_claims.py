@@ -8,6 +8,7 @@ from googlenet_utils.claims import (
     NOISE,
     SUPPORTED,
     TOO_SMALL,
+    UNPLACED,
     Measured,
     claims_table,
     markdown_table,
@@ -23,6 +24,9 @@ from googlenet_utils.claims import (
         (-0.10, 0.01, CONTRADICTED),
         (0.10, 0.06, NOISE),  # large but within two standard errors
         (0.0, 0.0, NOISE),
+        (0.08, 0.02, UNPLACED),  # beyond the noise, but 0.04 to 0.12 straddles 0.05
+        (-0.032, 0.0132, UNPLACED),  # notebook 05's 3a 5x5 ablation: -5.8 to -0.6 pp against 1 pp
+        (0.06, 0.004, SUPPORTED),  # 0.052 to 0.068: all of it beyond 0.05
     ],
 )
 def test_a_verdict_needs_significance_and_the_stated_effect_size(change, error, expected):
