@@ -242,12 +242,16 @@ def check_shipped(folder: Path, model: ModelConfig, train: TrainConfig, data: CI
 
 
 def ship(run_dir: Path, target: Path) -> Path:
-    """Copy a finished run's config, history and metrics to ``target``, all at once (a rename)."""
+    """Copy a finished run's config (its folder relative to the repository), history and metrics to
+    ``target``, all at once (a rename)."""
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in SHIPPED_FILES:
+    for name in (HISTORY, METRICS):
         shutil.copy2(run_dir / name, staging / name)
+    config = RunDir(run_dir).read_config()
+    train = {**config["train"], "run_dir": display_path(run_dir)}  # never a machine's folders
+    RunDir(staging).write_config({**config, "train": train})
     shutil.rmtree(target, ignore_errors=True)  # only a partial copy can be here: is_shipped was False
     staging.rename(target)
     return target
