@@ -12,7 +12,8 @@ STARTED := $(shell date +%s)
 MIRROR_META := data/mirror/cifar-10-batches-py/batches.meta
 
 .PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs cpu-30min cpu-90min notebook-outputs \
-	notebook-outputs-real gpu-prepare gpu-tqdm gpu-report gpu-report-no-aux gpu-report-best gpu-publish clean
+	notebook-outputs-real gpu-prepare gpu-tqdm gpu-report gpu-report-no-aux gpu-report-best gpu-publish \
+	gpu-ablation gpu-ablation-publish clean
 
 setup: $(STAMP)
 
@@ -117,6 +118,16 @@ gpu-report-no-aux: $(MIRROR_META) gpu-tqdm
 # A later window's call on its own: `best`, as many epochs (at most 180) as the 8-minute budget allows.
 gpu-report-best: $(MIRROR_META) gpu-tqdm
 	$(GPU_REPORT) --recipe best $(REPORT_ARGS)
+
+# After the report, on the GPU machine (at most 6 minutes, data included): notebook 06's most telling
+# pairs at full width, one seed, into $(OUT)/gpu-pairs; checkpoints stay on the machine (runs/).
+gpu-ablation: $(MIRROR_META) gpu-tqdm
+	PYTHONPATH=. PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m googlenet_utils.sweep gpu-pairs --data-dir data/mirror \
+		--results $(OUT) --environment --commit $$(cat .gpu/commit) --started $(STARTED) --deadline 345
+
+# Back here: make gpu-ablation-publish REPORT=<folder the device returned>
+gpu-ablation-publish: $(STAMP)
+	$(BIN)/python -m googlenet_utils.sweep gpu-pairs --publish $(REPORT)
 
 # Back here: make gpu-publish REPORT=<folder the device returned> NAME=h100-fast
 gpu-publish: $(STAMP)

@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -50,8 +47,9 @@ import torch
 from .bench import peak_flops, train_flops_per_image
 from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .cifar10 import load_cifar10
-from .devices import device_name, pick_device
+from .devices import pick_device
 from .model import GoogLeNet
+from .provenance import write_environment
 from .recipe import MEASURED, RECIPES, Recipe
 from .run_schema import RunMetrics
 from .rundir import BEST, CONFIG, HISTORY, METRICS, PREDICTIONS, RunDir
@@ -60,49 +58,13 @@ from .synthetic import make_synthetic_cifar10
 from .trainer import ProgressHook
 
 REPORT, TABLE_START, TABLE_END = "report.json", "<!-- gpu-report:start -->", "<!-- gpu-report:end -->"
-ENVIRONMENT, BENCH, PROGRESS = "environment.json", "bench.json", "progress.json"
+BENCH, PROGRESS = "bench.json", "progress.json"
 # The command's clock, from when make starts: done within 8 minutes, the guard under 10 (the kill).
 BUDGET_SECONDS, WALL_LIMIT_SECONDS = 450.0, 530.0
 AFTER_FIT_SECONDS = 10.0  # kept back from both for what follows training: weights, report, exit
 BENCH_TIMEOUT_SECONDS = 120.0  # the baselines are optional: never let them eat the call
 MAX_SHIPPED_BYTES = 25_000_000  # a full-width run's half-precision weights are about 12 MB
 FULL_RESOLUTION = 32
-
-
-def _driver() -> str:
-    try:
-        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
-        return subprocess.run(query, capture_output=True, text=True, timeout=30).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _commit(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        found = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
-        return found.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment(device: torch.device, commit: str | None) -> dict[str, Any]:
-    """What ran the report: the GPU, its driver, the libraries, the date and the code's commit."""
-    import torchvision
-
-    return {
-        "device": device_name(device),
-        "driver": _driver() if device.type == "cuda" else "none",
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda or "none",
-        "cudnn": str(torch.backends.cudnn.version()) if device.type == "cuda" else "none",
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _commit(commit),
-    }
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -198,8 +160,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
         args.device = "cpu"
     device = pick_device(args.device)
     recipe = RECIPES["smoke" if args.smoke else args.recipe]
-    env = environment(device, args.commit)
-    _write_json(out / ENVIRONMENT, env)
+    env = write_environment(out, device, args.commit)
     print(json.dumps(env), flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         data_dir, verify = _data(args, scratch)

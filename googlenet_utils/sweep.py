@@ -16,6 +16,7 @@ validation split, data order, augmentation, dropout) and the same data: the comp
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -31,17 +32,21 @@ from torch import nn
 
 from .cifar10 import CIFAR10Data, load_cifar10, split_fingerprint
 from .design import VARIANTS, Variant, choice_variants
+from .devices import pick_device
 from .errors import ConfigError, UserError
 from .model import GoogLeNet, ModelConfig
 from .paths import display_path
+from .provenance import ENVIRONMENT, write_environment
 from .recipe import OPERATIONAL, Recipe, TrainConfig
 from .run_record import RunRecord
 from .rundir import CONFIG, HISTORY, METRICS, RunDir
 from .runspec import describe_run
 from .synthetic import make_synthetic_cifar10
-from .trainer import fit
+from .trainer import NonFiniteLossError, fit
 
 SHIPPED_FILES = (CONFIG, HISTORY, METRICS)  # what a sweep commits per run: no weights, no predictions
+LENGTH_FIELDS = ("epochs", "resolutions", "warmup_epochs")  # what a time budget chooses (BudgetChoice.apply)
+GUARD = 1.3  # a budgeted sweep's wall-clock guard per run: a later variant may run this much slower
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class Sweep:
     synthetic_size: tuple[int, int] = (1000, 500)
     fuse_1x1: bool = False  # run each module's three input 1x1 convolutions as one
     threads: int | None = None  # CPU threads for the sweep's runs (None: PyTorch's default)
+    # Seconds a run may take, compiling included: the first run's time budget chooses the length
+    # (epochs, resolutions, warm-up) and every later run trains that same length, so runs stay paired.
+    run_budget: float | None = None
 
     def variant(self, name: str) -> Variant:
         known = {v.name: v for v in self.variants}
@@ -130,11 +138,34 @@ SMOKE = Recipe(
     width=0.0625,
     subset=(256, 128),
 )
+# The GPU window's pairs: the network at full width on all 50,000 training images, the fast recipe
+# without compiling (each variant would compile its own graphs: about a minute of a run's share)
+# and validated once, after the last epoch. The length is whatever the first run's budget allows.
+GPU_PAIRS = Recipe(
+    "gpu-pairs",
+    "full width on a GPU: the fast recipe, eager, as many epochs as a 65-second share allows",
+    changes={
+        "compile": False,
+        "val_every": 10_000,  # validate after the last epoch only: the linear decay ends there
+        "val_size": 1000,
+        "tta": "flip",  # two views: a fifth of flip+translate's test time
+    },
+)
 _ALL = tuple(VARIANTS[name] for name in choice_variants())
 # One alternative of most choices, so that every code path of notebook 06 runs (two seeds: intervals).
 _SMOKE_VARIANTS = tuple(VARIANTS[name] for name in ("baseline", "aux-0", "lrn", "3x3x2", "naive", "fc-head"))
 SWEEPS: dict[str, Sweep] = {
     "ablation": Sweep("ablation", "the design choices of notebook 06 on the CIFAR-10 mirror", ABLATION, _ALL),
+    # The question a 1/8-width CPU network answers least well: do the auxiliary heads help at full
+    # width, with batch norm and without it? Four runs of 75 s: within 6 minutes with data loading.
+    "gpu-pairs": Sweep(
+        "gpu-pairs",
+        "the auxiliary heads at full width on a GPU, with and without batch norm, one seed",
+        GPU_PAIRS,
+        tuple(VARIANTS[name] for name in ("baseline", "aux-0", "lrn", "lrn-aux-0")),
+        seeds=(0,),
+        run_budget=65.0,
+    ),
     # One thread: layers of 4 to 24 channels. Measured on the 2-core machine while other jobs ran, a
     # smoke run took 8.5 s of CPU time with one thread and 52 s with two (their synchronisation).
     "smoke": Sweep(
@@ -168,8 +199,12 @@ def run_settings(
     run_dir: str | Path = "runs/sweep",
     device: str = "auto",
     num_classes: int = 10,
+    length: dict[str, Any] | None = None,
 ) -> tuple[ModelConfig, TrainConfig]:
-    """The network and the training settings of ``run``: the sweep's recipe plus the variant's changes."""
+    """The network and the training settings of ``run``: the sweep's recipe plus the variant's changes.
+
+    ``length`` is what a budgeted sweep fixes at run time (``run_length``).
+    """
     network = dict(run.model)
     spec = describe_run(
         sweep.recipe,
@@ -177,9 +212,29 @@ def run_settings(
         aux_logits=network.pop("aux_logits", True),
         num_classes=num_classes,
         model_changes=network,
-        **run.train, seed=run.seed, run_dir=str(run_dir), resume=True, device=device, progress=False,
+        **{**run.train, **(length or {})},
+        seed=run.seed, run_dir=str(run_dir), resume=True, device=device, progress=False,
     )  # fmt: skip
     return spec.model, spec.train
+
+
+def run_length(sweep: Sweep, chosen: dict[str, Any] | None) -> dict[str, Any]:
+    """A budgeted sweep's run-time settings: the first run's time budget, then the length it ``chosen``."""
+    if sweep.run_budget is None:
+        return {}
+    guard = {"wall_limit": sweep.run_budget * GUARD}
+    return {**chosen, **guard} if chosen else {"time_budget": sweep.run_budget, **guard}
+
+
+def shipped_length(sweep: Sweep, results_root: Path) -> dict[str, Any] | None:
+    """The length a budgeted sweep's runs share, from any run shipped already (None: none is)."""
+    if sweep.run_budget is None:
+        return None
+    for run in sweep.runs():
+        if is_shipped(results_root / run.name):
+            train = RunDir(results_root / run.name).read_config()["train"]
+            return {name: train[name] for name in LENGTH_FIELDS}
+    return None
 
 
 @contextmanager
@@ -203,12 +258,14 @@ def train_run(
     device: str = "auto",
     build: Callable[[ModelConfig], nn.Module] | None = None,
     threads: int | None = None,
+    length: dict[str, Any] | None = None,
 ) -> RunRecord:
     """Train (or resume, or just re-test) one run; ``build`` may replace ``GoogLeNet.from_config``.
 
-    ``threads`` (default: the sweep's) sets PyTorch's CPU threads for the run and restores them.
+    ``threads`` (default: the sweep's) sets PyTorch's CPU threads for the run and restores them;
+    ``length`` is a budgeted sweep's run-time settings (``run_length``).
     """
-    model_config, config = run_settings(sweep, run, run_dir, device, len(data.classes))
+    model_config, config = run_settings(sweep, run, run_dir, device, len(data.classes), length)
     with _threads(threads or sweep.threads):
         torch.manual_seed(run.seed)  # the initial weights: one seed for every variant
         model = (build or GoogLeNet.from_config)(model_config)
@@ -270,39 +327,47 @@ def run_sweep(
     variants: Sequence[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
+    deadline: float | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Train every run not shipped yet, one after another; return the shipped folders of all runs.
+    """Train every run not shipped yet, one after another; return the shipped folders.
 
     ``threads`` (default: the sweep's) sets PyTorch's CPU threads for the sweep and restores them.
+    ``deadline`` (a ``time.time()`` value): no run starts that would not end by then; the runs left
+    are trained by the same call later. A run whose loss diverges is reported and left unshipped.
     """
     plan = sweep.runs(seeds, variants)
-    return _run_plan(sweep, plan, data, Path(runs_root), Path(results_root), device, threads, log)
-
-
-def _run_plan(
-    sweep: Sweep,
-    plan: list[RunDescription],
-    data: CIFAR10Data,
-    runs_root: Path,
-    results_root: Path,
-    device: str,
-    threads: int | None,
-    log: Callable[[str], None],
-) -> list[Path]:
+    runs_root, results_root = Path(runs_root), Path(results_root)
+    chosen = shipped_length(sweep, results_root)  # a budgeted sweep's shared length, once known
     trained: list[float] = []
     shipped = []
     for index, run in enumerate(plan, 1):
         target = results_root / run.name
-        model, train = run_settings(sweep, run, runs_root / run.name, device, len(data.classes))
+        length = run_length(sweep, chosen)
+        model, train = run_settings(sweep, run, runs_root / run.name, device, len(data.classes), length)
         prefix = f"[sweep {sweep.name} {index}/{len(plan)}] {run.name}"
         if is_shipped(target):
             check_shipped(target, model, train, data)
             log(f"{prefix}: shipped already in {display_path(target)}, skipped")
             shipped.append(target)
             continue
+        need = _expected_seconds(sweep, trained)
+        if deadline is not None and need is not None and time.time() + need > deadline:
+            left = sum(not is_shipped(results_root / r.name) for r in plan[index - 1 :])
+            room = max(0.0, deadline - time.time())
+            log(f"{prefix}: not started: a run takes about {need:.0f} s and {room:.0f} s are left; "
+                f"{left} run(s) to go: run the same command again to continue")  # fmt: skip
+            break
         start = time.perf_counter()
-        result = train_run(sweep, run, data, runs_root / run.name, device=device, threads=threads)
+        try:
+            result = train_run(sweep, run, data, runs_root / run.name, device=device, threads=threads,
+                               length=length)  # fmt: skip
+        except NonFiniteLossError as error:
+            log(f"{prefix}: diverged, not shipped ({str(error).splitlines()[0]})")
+            continue
+        if chosen is None and sweep.run_budget is not None:  # the first run's budget chose the length
+            chosen = {name: result.train_config[name] for name in LENGTH_FIELDS}
+            log(f"{prefix}: its budget chose {describe_length(chosen)}: every run of the sweep trains that")
         shipped.append(ship(result.run_dir, target))
         trained.append(time.perf_counter() - start)
         left = sum(not is_shipped(results_root / r.name) for r in plan[index:])
@@ -312,6 +377,70 @@ def _run_plan(
             f"shipped to {display_path(target)}{estimate}"
         )
     return shipped
+
+
+def _expected_seconds(sweep: Sweep, trained: Sequence[float]) -> float | None:
+    """How long the next run should take: the slowest so far, else the budget's guard, else unknown."""
+    if trained:
+        return max(trained)
+    return sweep.run_budget * GUARD if sweep.run_budget is not None else None
+
+
+def describe_length(length: dict[str, Any]) -> str:
+    """``"12 epochs (16:3 as SIZE:EPOCHS), 0.6 warm-up epochs"``."""
+    low = f" ({length['resolutions']} as SIZE:EPOCHS)" if length.get("resolutions") else ""
+    return f"{length['epochs']} epochs{low}, {length['warmup_epochs']:g} warm-up epochs"
+
+
+# --------------------------------------------------------------------------- results from elsewhere
+
+
+def publish(sweep: Sweep, source: Path, results: Path) -> str:
+    """Copy the finished runs a sweep brought back from another machine into ``results``, with a README.
+
+    ``source`` is the folder the machine returned (holding ``<sweep name>/``) or that folder itself;
+    it must hold the ``environment.json`` that ``--environment`` wrote, so the README can say what ran it.
+    """
+    folder = source / sweep.name if (source / sweep.name).is_dir() else source
+    if not (folder / ENVIRONMENT).is_file():
+        raise UserError(
+            f"{display_path(folder)} has no {ENVIRONMENT}: publish the folder a sweep run with "
+            "--environment wrote (make gpu-ablation does)"
+        )
+    runs = [run for run in sweep.runs() if is_shipped(folder / run.name)]
+    if not runs:
+        raise UserError(f"{display_path(folder)} holds no finished run of sweep {sweep.name!r}")
+    results.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(folder / ENVIRONMENT, results / ENVIRONMENT)
+    for run in runs:
+        staging = results / f".{run.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(folder / run.name, staging)
+        shutil.rmtree(results / run.name, ignore_errors=True)
+        staging.rename(results / run.name)
+    env = json.loads((results / ENVIRONMENT).read_text())
+    (results / "README.md").write_text(sweep_readme(sweep, results, env))
+    return f"published {len(runs)} run(s) of sweep {sweep.name} to {display_path(results)}"
+
+
+def sweep_readme(sweep: Sweep, results: Path, env: dict[str, Any]) -> str:
+    """A published sweep's README: what ran it, on what data, and each run's result, read from its files."""
+    lines = [
+        f"# Sweep `{sweep.name}`: {sweep.summary}",
+        "",
+        f"Trained on {env['device']} (driver {env['driver']}, PyTorch {env['torch']}), {env['date']}, "
+        f"commit `{env['commit'][:12]}`, by `python -m googlenet_utils.sweep {sweep.name}`; "
+        f"recipe `{sweep.recipe.name}`: {sweep.recipe.summary}.",
+        "",
+        "| run | data | epochs | test accuracy | training s |",
+        "|---|---|---|---|---|",
+    ]
+    for run in sweep.runs():
+        if is_shipped(results / run.name):
+            metrics = RunDir(results / run.name).read_metrics()
+            lines.append(f"| {run.name} | {metrics.data_source} | {metrics.epochs} | "
+                         f"{metrics.test_accuracy:.2%} | {metrics.train_seconds:.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- the command line
@@ -341,6 +470,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list", action="store_true", help="print the plan and what is shipped; train nothing"
     )
+    parser.add_argument(
+        "--deadline", type=float, default=None,
+        help="seconds after --started by which the last run must end: no run starts that would not",
+    )  # fmt: skip
+    parser.add_argument(
+        "--started", type=float, default=None,
+        help="when the command's clock started, in seconds since 1970 (default: now)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--environment", action="store_true",
+        help=f"first write {ENVIRONMENT} (device, driver, versions, date, commit) into the results folder",
+    )  # fmt: skip
+    parser.add_argument("--commit", default=None, help="the code's commit, for --environment without git")
+    parser.add_argument(
+        "--publish", metavar="FOLDER", default=None,
+        help="copy results brought back from another machine (FOLDER/NAME) into --results; train nothing",
+    )  # fmt: skip
     return parser
 
 
@@ -350,18 +496,26 @@ def main(argv: list[str] | None = None) -> int:
     variants = args.variants.split(",") if args.variants else None
     results = Path(args.results) / sweep.name
     try:
+        if args.publish:
+            print(publish(sweep, Path(args.publish), results))
+            return 0
         plan = sweep.runs(args.seeds, variants)
         if args.list:
             for run in plan:
                 state = "shipped" if is_shipped(results / run.name) else "to run"
                 print(f"{run.name:22s} {state:8s} {sweep.variant(run.variant).describe()}")
             return 0
+        started = time.time() if args.started is None else args.started
+        deadline = started + args.deadline if args.deadline is not None else None
+        if args.environment:  # first, so that a killed command still says what ran it
+            write_environment(results, pick_device(args.device), args.commit)
         print(f"sweep {sweep.name}: {len(plan)} runs, recipe {sweep.recipe.name}: {sweep.recipe.summary}")
         with tempfile.TemporaryDirectory() as scratch:
             data = load_sweep_data(sweep, args.data_dir, Path(scratch), verify=args.verify)
         print(f"data: {data.source}")
         run_sweep(sweep, data, runs_root=Path(args.runs) / sweep.name, results_root=results,
-                  seeds=args.seeds, variants=variants, device=args.device, threads=args.threads)  # fmt: skip
+                  seeds=args.seeds, variants=variants, device=args.device, threads=args.threads,
+                  deadline=deadline)  # fmt: skip
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -263,3 +263,29 @@ def choice_table(
             }
         )
     return rows
+
+
+def budget_rows(
+    runs: Sequence[SweepRun], choices: Sequence[Choice], matters: float = MATTERS_PP
+) -> list[dict[str, str]]:
+    """The paired differences of one sweep, labelled with its width and device, for a table that
+    joins sweeps run at different budgets (the CPU sweep and the GPU pairs). Only measured pairs."""
+    if not runs:
+        return []
+    widths = sorted({f"{run.model.width:g}" for run in runs})
+    label = f"width {', '.join(widths)} on {', '.join(sorted({run.device for run in runs}))}"
+    rows = []
+    for choice in choices:
+        for comparison in compare(runs, choice, matters):
+            if comparison.seeds:
+                rows.append(
+                    {
+                        "sweep": label,
+                        "choice": choice.name,
+                        "alternative": comparison.variant,
+                        "seeds": str(len(comparison.seeds)),
+                        "minus the paper's [95% interval]": format_interval(comparison.interval),
+                        "verdict": comparison.verdict,
+                    }
+                )
+    return rows

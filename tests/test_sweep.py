@@ -1,15 +1,20 @@
 """Sweeps: the plan, the paired settings, training, shipping, skipping, resuming and refusing."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
 from googlenet_utils import ModelConfig, RunDir, UserError
+from googlenet_utils import sweep as sweep_module
+from googlenet_utils.budget import Costs
 from googlenet_utils.design import CHOICES, VARIANTS
-from googlenet_utils.sweep import SHIPPED_FILES, SWEEPS, load_sweep_data, main, run_settings, run_sweep
+from googlenet_utils.sweep import GUARD, SHIPPED_FILES, SWEEPS, load_sweep_data, main, run_settings, run_sweep
+from googlenet_utils.trainer import NonFiniteLossError, Trainer
 
 SMOKE = SWEEPS["smoke"]
 PAIR = ("baseline", "3x3x2")
@@ -135,3 +140,110 @@ def test_the_command_runs_a_pair_and_continues_after_a_stop(tmp_path):
     assert "[sweep smoke 2/2] fc-head-seed0: test accuracy" in first.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("skipped") == 2
+
+
+# --------------------------------------------------------------------------- a budgeted sweep (the GPU pairs)
+
+BUDGET = 40.0  # with the known costs below: one epoch fits (22 s), two do not (42 s)
+
+
+@pytest.fixture
+def budgeted(monkeypatch):
+    """The smoke sweep with a run budget, and step costs the trainer 'measures' as known values."""
+    monkeypatch.setattr(
+        Trainer,
+        "measure_costs",
+        lambda self: Costs({16: 20.0, 32: 20.0}, 1, validation_seconds=1, test_seconds=1),
+    )
+    return dataclasses.replace(SMOKE, run_budget=BUDGET)
+
+
+def test_the_first_runs_budget_sets_every_runs_length(budgeted, smoke_data, tmp_path):
+    lines = []
+    common = {
+        "runs_root": tmp_path / "runs",
+        "results_root": tmp_path / "results",
+        "seeds": [0],
+        "device": "cpu",
+    }
+    run_sweep(budgeted, smoke_data, variants=["baseline"], log=lines.append, **common)
+    assert "baseline-seed0: its budget chose 1 epochs" in lines[0]
+    # A later call (another machine, another day) reads the length from what is shipped.
+    run_sweep(budgeted, smoke_data, variants=["baseline", "aux-0"], log=lines.append, **common)
+    assert lines[2].endswith(", skipped") and "aux-0-seed0: test accuracy" in lines[3]
+    first, second = (
+        RunDir(tmp_path / "results" / name).read_config()["train"]
+        for name in ("baseline-seed0", "aux-0-seed0")
+    )
+    assert first["epochs"] == second["epochs"] == 1 and first["resolutions"] == second["resolutions"]
+    assert first["time_budget"] == BUDGET and second["time_budget"] == 0  # the second one trained the length
+    assert second["wall_limit"] == BUDGET * GUARD  # each run still has its guard
+    assert SMOKE.recipe.config().epochs == 2  # the budget, not the recipe, shortened them
+
+
+def test_no_run_starts_that_would_end_after_the_deadline(budgeted, smoke_data, tmp_path):
+    lines = []
+    where = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "results"}
+    soon = time.time() + 10
+    shipped = run_sweep(
+        budgeted,
+        smoke_data,
+        **where,
+        seeds=[0],
+        variants=["baseline"],
+        device="cpu",
+        deadline=soon,
+        log=lines.append,
+    )
+    assert shipped == [] and not (tmp_path / "runs").exists()
+    assert f"a run takes about {BUDGET * GUARD:.0f} s" in lines[0] and "1 run(s) to go" in lines[0]
+
+
+def test_a_diverging_run_is_reported_and_the_sweep_goes_on(smoke_data, tmp_path, monkeypatch):
+    real = sweep_module.train_run
+
+    def diverge_on_baseline(sweep, run, *args, **kwargs):
+        if run.variant == "baseline":
+            raise NonFiniteLossError("the loss became NaN at step 3\nlower the learning rate")
+        return real(sweep, run, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train_run", diverge_on_baseline)
+    lines = []
+    shipped = run_sweep(SMOKE, smoke_data, runs_root=tmp_path / "runs", results_root=tmp_path / "results",
+                        seeds=[0], variants=PAIR, device="cpu", log=lines.append)  # fmt: skip
+    assert lines[0].endswith("baseline-seed0: diverged, not shipped (the loss became NaN at step 3)")
+    assert [p.name for p in shipped] == ["3x3x2-seed0"]
+
+
+def test_results_from_another_machine_are_published_with_what_ran_them(shipped, tmp_path, capsys):
+    returned = tmp_path / "returned"
+    command = [
+        "smoke",
+        "--variants",
+        "baseline",
+        "--seeds",
+        "0",
+        "--device",
+        "cpu",
+        "--runs",
+        str(tmp_path / "runs"),
+    ]
+    assert main([*command, "--results", str(returned), "--environment", "--commit", "0123456789abcdef"]) == 0
+    environment = json.loads((returned / SMOKE.name / "environment.json").read_text())
+    assert environment["commit"] == "0123456789abcdef" and environment["device"]
+    assert main(["smoke", "--publish", str(returned), "--results", str(tmp_path / "results")]) == 0
+    published = tmp_path / "results" / SMOKE.name
+    assert sorted(p.name for p in published.iterdir()) == ["README.md", "baseline-seed0", "environment.json"]
+    metrics = RunDir(published / "baseline-seed0").read_metrics()
+    readme = (published / "README.md").read_text()
+    assert "commit `0123456789ab`" in readme and f"| {metrics.test_accuracy:.2%} |" in readme
+    assert main(["smoke", "--publish", str(shipped[0] / "results"), "--results", str(tmp_path / "x")]) == 2
+    assert "has no environment.json" in capsys.readouterr().err
+
+
+def test_the_gpu_pairs_fit_the_window_and_pair_the_aux_heads():
+    pairs = SWEEPS["gpu-pairs"]
+    variants = [v.name for v in pairs.variants]
+    assert variants[0] == "baseline" and {"aux-0", "lrn", "lrn-aux-0"} <= set(variants)
+    assert len(pairs.runs()) * pairs.run_budget * GUARD <= 6 * 60  # four guarded runs within 6 minutes
+    assert pairs.recipe.width == 1.0 and pairs.recipe.config().compile is False

@@ -12,6 +12,7 @@ from googlenet_utils.design import CHOICES, VARIANTS, Choice
 from googlenet_utils.plots import plot_design_choice
 from googlenet_utils.sweep_results import (
     Interval,
+    budget_rows,
     choice_table,
     compare,
     mean_interval,
@@ -149,6 +150,20 @@ def test_a_choice_table_shows_cost_accuracy_and_difference_per_variant(sweep_roo
     assert dropout["test accuracy, mean [95% interval]"] == "not run yet"
     assert (dropout["parameters"], dropout["multiply-adds"]) == ("123", "4.5 M")  # counted, not run
     assert dropout["minus the paper's [95% interval]"] == "not measured yet"
+
+
+def test_budget_rows_label_each_sweep_and_keep_only_measured_pairs(sweep_root, tmp_path):
+    choices = [Choice("test", "?", "baseline", ("3x3", "dropout-0"), "claim")]
+    (row,) = budget_rows(read_sweep(sweep_root), choices)  # dropout-0 has no run: no row
+    assert row["sweep"] == "width 0.0625 on cpu (x86_64, 2 threads)" and row["alternative"] == "3x3" and row["seeds"] == "3"
+    assert row["minus the paper's [95% interval]"].startswith("-0.83 pp [")
+    one_seed = tmp_path / "one-seed"
+    write_run(one_seed, "baseline", 0, 0.70)
+    write_run(one_seed, "3x3", 0, 0.72)
+    (single,) = budget_rows(read_sweep(one_seed), choices)
+    assert single["minus the paper's [95% interval]"] == "+2.00 pp (one seed)"
+    assert single["verdict"].startswith("not measured yet: fewer than two paired seeds")
+    assert budget_rows([], choices) == []
 
 
 def test_runs_tested_on_other_data_are_not_paired(sweep_root):

@@ -1,0 +1,67 @@
+"""What ran a result: the device, its driver, the libraries, the date and the code's commit.
+
+Written first by every command that brings results back from another machine (the GPU report,
+a GPU sweep), so that what comes back says where it came from even if the command was killed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import atomic_write
+from .devices import device_name
+
+ENVIRONMENT = "environment.json"
+
+
+def _driver() -> str:
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        return subprocess.run(query, capture_output=True, text=True, timeout=30).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def commit(given: str | None = None) -> str:
+    """``given`` (a machine without git is told it), else the checkout's commit, else "unknown"."""
+    if given:
+        return given
+    try:
+        found = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+        return found.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: torch.device, commit_id: str | None = None) -> dict[str, Any]:
+    """The device, its driver, the libraries, the date and the code's commit."""
+    import torchvision  # imported here: reading a result's provenance needs no torchvision
+
+    return {
+        "device": device_name(device),
+        "driver": _driver() if device.type == "cuda" else "none",
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda or "none",
+        "cudnn": str(torch.backends.cudnn.version()) if device.type == "cuda" else "none",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit(commit_id),
+    }
+
+
+def write_environment(folder: Path, device: torch.device, commit_id: str | None = None) -> dict[str, Any]:
+    """Write ``environment.json`` into ``folder`` (atomically) and return what it holds."""
+    env = environment(device, commit_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / ENVIRONMENT, lambda file: json.dump(env, file, indent=2), "w")
+    return env
