@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-aux", action="store_true", help="build GoogLeNet without the auxiliary classifiers"
     )
     data.add_argument("--width", type=float, default=None, help="channel multiplier (default: the recipe's)")
+    model_types = typing.get_type_hints(ModelConfig)  # resolved once: the annotations are strings
     for f in model_flag_fields():  # ModelConfig's flags, generated as the TrainConfig ones below
-        flag, kind = "--" + f.name.replace("_", "-"), typing.get_type_hints(ModelConfig)[f.name]
+        flag, kind = "--" + f.name.replace("_", "-"), model_types[f.name]
         if kind is bool:
             data.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                               help=f.metadata["help"])  # fmt: skip
@@ -67,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help=f.metadata["help"])  # fmt: skip
     defaults = TrainConfig()
     settings = parser.add_argument_group("training settings (TrainConfig; each overrides the recipe)")
+    train_types = field_types()
     for f in dataclasses.fields(TrainConfig):
-        kind = field_types()[f.name]
+        kind = train_types[f.name]
         flag = "--out" if f.name == "run_dir" else "--" + f.name.replace("_", "-")
         text = f.metadata["help"]
         if f.name == "run_dir":

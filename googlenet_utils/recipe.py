@@ -371,19 +371,6 @@ def run_name(recipe: str, *, aux_logits: bool = True, width: float | None = None
     return name if aux_logits else f"{name}-no-aux"
 
 
-def describe_overrides(recipe: Recipe, overrides: dict[str, Any], width: float | None = None) -> str:
-    """``"epochs 1 (recipe: 13), width 0.25 (recipe: 0.125)"``: what differs from the recipe, or ``""``."""
-    base = recipe.config()
-    changed = [
-        f"{name.replace('_', ' ')} {value!r} (recipe: {getattr(base, name)!r})"
-        for name, value in overrides.items()
-        if name not in OPERATIONAL and value != getattr(base, name)
-    ]
-    if width is not None and width != recipe.width:
-        changed.append(f"width {width:g} (recipe: {recipe.width:g})")
-    return ", ".join(changed)
-
-
 def choose_recipe(name: str | None, device: torch.device) -> tuple[Recipe, str]:
     """The recipe to run and why: ``name`` if given, else ``fast`` on a GPU and ``cpu`` on a CPU."""
     if name not in (None, "", "auto"):

@@ -19,7 +19,6 @@ import torch
 from .checkpoint import CheckpointError
 from .evaluation import Predictions
 from .model import ModelConfig
-from .paths import display_path
 from .run_schema import RunMetrics
 from .rundir import (
     BEST,
@@ -163,8 +162,7 @@ def export_run(
     for name in (METRICS, PREDICTIONS, BEST):
         shutil.copy2(record.run_dir / name, target / name)
     shipped = RunDir(target)
-    train = {**record.train_config, "run_dir": display_path(record.run_dir)}  # never a machine's folders
-    shipped.write_config({**record.config, "train": train})
+    shipped.write_copied_config(record.config, record.run_dir)
     shipped.write_history(record.history)
     too_big = [p.name for p in target.iterdir() if p.stat().st_size > max_bytes]
     if too_big:

@@ -32,6 +32,7 @@ import torch
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from .errors import UserError
 from .evaluation import Predictions
+from .paths import display_path
 from .run_schema import RunFileError, RunMetrics, predictions_from_file, predictions_to_file
 
 CONFIG, HISTORY, METRICS, PREDICTIONS = "config.json", "history.csv", "metrics.json", "test_predictions.pt"
@@ -167,6 +168,11 @@ class RunDir:
 
     def read_config(self) -> dict[str, Any]:
         return self._read_json(CONFIG)
+
+    def write_copied_config(self, config: dict[str, Any], trained_in: str | os.PathLike) -> None:
+        """Write a run's ``config`` into this copy of it, its run folder relative to the repository."""
+        train = {**config["train"], "run_dir": display_path(trained_in)}  # never a machine's folders
+        self.write_config({**config, "train": train})
 
     def write_metrics(self, metrics: RunMetrics) -> None:
         self._write_json(METRICS, metrics.to_dict())

@@ -19,7 +19,7 @@ import torch
 
 from .cifar10 import NUM_CLASSES, CIFAR10Data
 from .model import GoogLeNet, ModelConfig
-from .recipe import Recipe, TrainConfig, describe_overrides, run_name
+from .recipe import OPERATIONAL, Recipe, TrainConfig, run_name
 from .run_record import RunRecord
 from .trainer import fit
 
@@ -31,12 +31,8 @@ class RunSpec:
     recipe: Recipe
     model: ModelConfig
     train: TrainConfig
+    name: str  # recipe.run_name's: also the run's folder under runs/ unless run_dir says otherwise
     overrides: str = ""  # the overrides in words ("epochs 1 (recipe: 13)"), "" for none
-
-    @property
-    def name(self) -> str:
-        """The run's name (``recipe.run_name``): also its folder under ``runs/`` by default."""
-        return run_name(self.recipe.name, aux_logits=self.model.aux_logits, width=self.model.width)
 
     def data(self, data: CIFAR10Data) -> CIFAR10Data:
         """The part of ``data`` this run trains and tests on: the recipe's class-balanced subset, or all."""
@@ -74,14 +70,35 @@ def describe_run(
     ``runs/<name>``, where the notebooks find it.
     """
     chosen_width = recipe.width if width is None else width
+    name = run_name(recipe.name, aux_logits=aux_logits, width=width)
     if train_changes.get("run_dir") is None:
-        train_changes["run_dir"] = str(Path(runs) / run_name(recipe.name, aux_logits=aux_logits, width=width))
+        train_changes["run_dir"] = str(Path(runs) / name)
     train = recipe.config(**train_changes)  # the training settings are checked first, then the network
     model = ModelConfig(num_classes, "cifar", chosen_width, aux_logits, **(model_changes or {}))
-    paper = ModelConfig(num_classes, "cifar")  # the paper's choices, at the CIFAR stem
-    in_words = [describe_overrides(recipe, train_changes, width)] + [
+    overrides = describe_overrides(recipe, train_changes, model, model_changes or {})
+    return RunSpec(recipe, model, train, name, overrides)
+
+
+def describe_overrides(
+    recipe: Recipe, train_changes: dict[str, Any], model: ModelConfig, model_changes: dict[str, Any]
+) -> str:
+    """``"epochs 1 (recipe: 13), width 0.25 (recipe: 0.125), dropout 0.0 (paper: 0.4)"``, or ``""``.
+
+    Training settings and the width are worded against the recipe, other network settings against
+    the paper's network; run folders, devices and other operational settings are not overrides.
+    """
+    base = recipe.config()
+    words = [
+        f"{name.replace('_', ' ')} {value!r} (recipe: {getattr(base, name)!r})"
+        for name, value in train_changes.items()
+        if name not in OPERATIONAL and value != getattr(base, name)
+    ]
+    if model.width != recipe.width:
+        words.append(f"width {model.width:g} (recipe: {recipe.width:g})")
+    paper = ModelConfig(model.num_classes, model.variant)  # the paper's choices, at this stem
+    words += [
         f"{name.replace('_', ' ')} {getattr(model, name)!r} (paper: {getattr(paper, name)!r})"
-        for name in (model_changes or {})
+        for name in model_changes
         if getattr(model, name) != getattr(paper, name)
     ]
-    return RunSpec(recipe, model, train, ", ".join(filter(None, in_words)))
+    return ", ".join(words)

@@ -306,9 +306,7 @@ def ship(run_dir: Path, target: Path) -> Path:
     staging.mkdir(parents=True)
     for name in (HISTORY, METRICS):
         shutil.copy2(run_dir / name, staging / name)
-    config = RunDir(run_dir).read_config()
-    train = {**config["train"], "run_dir": display_path(run_dir)}  # never a machine's folders
-    RunDir(staging).write_config({**config, "train": train})
+    RunDir(staging).write_copied_config(RunDir(run_dir).read_config(), run_dir)
     shutil.rmtree(target, ignore_errors=True)  # only a partial copy can be here: is_shipped was False
     staging.rename(target)
     return target

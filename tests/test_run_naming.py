@@ -6,8 +6,9 @@ import torch
 from googlenet_utils import course
 from googlenet_utils.cli import main
 from googlenet_utils.course import REFERENCE_RUNS, course_recipe, course_settings, find_run
-from googlenet_utils.recipe import RECIPES, describe_overrides, run_name
+from googlenet_utils.recipe import RECIPES, run_name
 from googlenet_utils.run_report import final_line
+from googlenet_utils.runspec import describe_run
 
 
 def test_run_names_follow_recipe_width_and_heads():
@@ -44,11 +45,14 @@ def test_the_cpu_default_of_make_train_is_the_name_notebook_05_looks_for(monkeyp
     assert run_name(recipe.name) in REFERENCE_RUNS  # find_run falls back to the shipped run of that name
 
 
-def test_overrides_are_listed_against_the_recipe():
-    text = describe_overrides(RECIPES["cpu"], {"epochs": 1, "run_dir": "x", "lr": 0.1}, width=0.25)
+def test_overrides_are_listed_against_the_recipe_and_the_paper():
     cpu = RECIPES["cpu"]
-    assert text == f"epochs 1 (recipe: {cpu.config().epochs}), width 0.25 (recipe: {cpu.width:g})"
-    assert describe_overrides(RECIPES["cpu"], {"device": "cpu"}, None) == ""
+    spec = describe_run(
+        cpu, width=0.25, model_changes={"dropout": 0.0}, epochs=1, run_dir="x", lr=cpu.config().lr
+    )
+    training = f"epochs 1 (recipe: {cpu.config().epochs}), width 0.25 (recipe: {cpu.width:g})"
+    assert spec.overrides == f"{training}, dropout 0.0 (paper: 0.4)"  # not the folder, not an unchanged lr
+    assert describe_run(cpu, width=cpu.width, device="cpu", model_changes={"dropout": 0.4}).overrides == ""
 
 
 @pytest.mark.parametrize(

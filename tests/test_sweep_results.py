@@ -155,7 +155,11 @@ def test_a_choice_table_shows_cost_accuracy_and_difference_per_variant(sweep_roo
 def test_budget_rows_label_each_sweep_and_keep_only_measured_pairs(sweep_root, tmp_path):
     choices = [Choice("test", "?", "baseline", ("3x3", "dropout-0"), "claim")]
     (row,) = budget_rows(read_sweep(sweep_root), choices)  # dropout-0 has no run: no row
-    assert row["sweep"] == "width 0.0625 on cpu (x86_64, 2 threads)" and row["alternative"] == "3x3" and row["seeds"] == "3"
+    assert (
+        row["sweep"] == "width 0.0625 on cpu (x86_64, 2 threads)"
+        and row["alternative"] == "3x3"
+        and row["seeds"] == "3"
+    )
     assert row["minus the paper's [95% interval]"].startswith("-0.83 pp [")
     one_seed = tmp_path / "one-seed"
     write_run(one_seed, "baseline", 0, 0.70)

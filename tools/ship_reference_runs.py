@@ -23,6 +23,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,92 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from googlenet_utils.course import REFERENCE_RUNS  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
-from googlenet_utils.recipe import run_name  # noqa: E402
 from googlenet_utils.run_record import export_run, load_run  # noqa: E402
 
 START, END = "<!-- cpu-reference:start -->", "<!-- cpu-reference:end -->"
-# run name -> (shipped folder, extra training flags); the folder names are the ones notebook 05 finds.
-RUNS = {
-    name: (shipped, ["--no-aux"] if name.endswith("no-aux") else [])
-    for name, shipped in REFERENCE_RUNS.items()
-}
-
-
 BUDGET = 1800  # seconds: the 30-minute runs' whole budget, compiling, validation and the test included
-# The 30-minute runs: shipped folder -> (run name, flags beyond the cpu recipe and the budget).
-TIMED = {
-    "timed-cpu-30min": ("googlenet-cpu", []),
-    "timed-cpu-30min-no-dropout": ("googlenet-cpu-no-dropout", ["--dropout", "0", "--aux-dropout", "0"]),
-}
-# The longer CPU reference notebook 05 analyses: the cpu recipe, wider (width 0.1875 runs 0.74x as
-# fast as 0.125) and as long as 90 minutes allow on the machine of the day (about 17 of at most 24
-# epochs on 2 quiet cores): the budget, not a fixed count, sizes it.
-LONG = ("googlenet-cpu-90min", "reference-cpu-90min",
-        ["--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7",
-         "--time-budget", "5400"])  # fmt: skip
-
-
-def train_timed(target_name: str, data_dir: Path) -> Path:
-    name, flags = TIMED[target_name]
-    out = ROOT / "runs" / "timed" / name
-    command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", "cpu", "--no-progress",
-               "--no-verify", "--data-dir", str(data_dir), "--out", str(out), "--resume",
-               "--time-budget", str(BUDGET), *flags]  # fmt: skip
-    print(" ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
-    return out
-
-
-def ship_timed(target_name: str, source: Path, commit: str = "", note: str = "") -> None:
-    git = ["git", "rev-parse", "HEAD"]
-    commit = commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    flags = TIMED[target_name][1]
-    target = ROOT / "results" / target_name
-    shutil.rmtree(target, ignore_errors=True)
-    changed = f" with `{' '.join(flags)}`" if flags else ""
-    why = (
-        f"The `cpu` recipe{changed} given `--time-budget {BUDGET}` ({BUDGET / 60:.0f} minutes for the "
-        "whole run, compiling, validation and the test included) on a machine running nothing else: the "
-        "budget chose the number of epochs."
-    )
-    text = readme(target_name, load_run(source), commit, "\n\n".join(filter(None, [why, note])), TIMED_INTRO)
-    export_run(source, target, text)
-    print(f"shipped {target}")
-
-
-def train_long(data_dir: Path) -> Path:
-    name, _, flags = LONG
-    out = ROOT / "runs" / "long" / name
-    command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", "cpu", "--no-progress",
-               "--no-verify", "--data-dir", str(data_dir), "--out", str(out), "--resume", *flags]  # fmt: skip
-    print(" ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
-    return out
-
-
-def ship_long(source: Path, commit: str = "", note: str = "") -> None:
-    git = ["git", "rev-parse", "HEAD"]
-    commit = commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    _, target_name, flags = LONG
-    target = ROOT / "results" / target_name
-    shutil.rmtree(target, ignore_errors=True)
-    why = (
-        f"The `cpu` recipe with `{' '.join(flags)}`: a wider network trained longer, so that notebook "
-        "05's Grad-CAM, calibration and filters describe a network that has learned more."
-    )
-    text = readme(target_name, load_run(source), commit, "\n\n".join(filter(None, [why, note])), LONG_INTRO)
-    export_run(source, target, text)
-    print(f"shipped {target}")
-
-
-def train(recipe: str, data_dir: Path) -> None:
-    for name, (_, flags) in RUNS.items():
-        out = ROOT / "runs" / "reference" / name
-        command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", recipe, "--no-progress"]
-        command += ["--data-dir", str(data_dir), "--no-verify", "--out", str(out), "--resume", *flags]
-        print(" ".join(command), flush=True)
-        subprocess.run(command, check=True, cwd=ROOT)
-
 
 REFERENCE_INTRO = (
     "A reference run shipped with the course, so that notebook 05 has a real run to analyse without\n"
@@ -129,6 +48,86 @@ TIMED_INTRO = (
     "How far the `cpu` recipe gets in 30 minutes on the project's 2-core machine, everything included.\n"
     "It is a CPU run of a narrow network, not the full-width GoogLeNet."
 )
+
+
+@dataclass(frozen=True)
+class ShippedRun:
+    """One CPU run this tool trains in ``runs/<group>/<run>/`` and ships as ``results/<folder>/``."""
+
+    folder: str  # the shipped folder's name: the ones notebooks 04 and 05 find
+    run: str
+    group: str
+    flags: tuple[str, ...]  # beyond the recipe's own settings
+    intro: str
+    why: str = ""  # how it was trained, for its README
+
+    @property
+    def source(self) -> Path:
+        return ROOT / "runs" / self.group / self.run
+
+
+def _timed(folder: str, run: str, flags: tuple[str, ...] = ()) -> ShippedRun:
+    changed = f" with `{' '.join(flags)}`" if flags else ""
+    why = (
+        f"The `cpu` recipe{changed} given `--time-budget {BUDGET}` ({BUDGET / 60:.0f} minutes for the "
+        "whole run, compiling, validation and the test included) on a machine running nothing else: the "
+        "budget chose the number of epochs."
+    )
+    return ShippedRun(folder, run, "timed", (*flags, "--time-budget", str(BUDGET)), TIMED_INTRO, why)
+
+
+# The pair: the same recipe, seed, data and split, with and without the auxiliary heads.
+PAIR = [
+    ShippedRun(folder, name, "reference", ("--no-aux",) if name.endswith("no-aux") else (), REFERENCE_INTRO)
+    for name, folder in REFERENCE_RUNS.items()
+]
+TIMED = {
+    run.folder: run
+    for run in (
+        _timed("timed-cpu-30min", "googlenet-cpu"),
+        _timed(
+            "timed-cpu-30min-no-dropout", "googlenet-cpu-no-dropout", ("--dropout", "0", "--aux-dropout", "0")
+        ),
+    )
+}
+# The longer CPU reference notebook 05 analyses: the cpu recipe, wider (width 0.1875 runs 0.74x as
+# fast as 0.125) and as long as 90 minutes allow on the machine of the day (about 17 of at most 24
+# epochs on 2 quiet cores): the budget, not a fixed count, sizes it.
+_LONG_FLAGS = ("--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7", "--time-budget", "5400")
+LONG = ShippedRun(
+    "reference-cpu-90min", "googlenet-cpu-90min", "long", _LONG_FLAGS, LONG_INTRO,
+    f"The `cpu` recipe with `{' '.join(_LONG_FLAGS)}`: a wider network trained longer, so that notebook "
+    "05's Grad-CAM, calibration and filters describe a network that has learned more.",
+)  # fmt: skip
+
+
+def train(run: ShippedRun, recipe: str, data_dir: Path) -> None:
+    command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", recipe, "--no-progress"]
+    command += ["--no-verify", "--data-dir", str(data_dir), "--out", str(run.source), "--resume", *run.flags]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def ship(run: ShippedRun, commit: str, note: str = "") -> None:
+    target = ROOT / "results" / run.folder
+    shutil.rmtree(target, ignore_errors=True)
+    text = readme(
+        run.folder, load_run(run.source), commit, "\n\n".join(filter(None, [run.why, note])), run.intro
+    )
+    export_run(run.source, target, text)
+    print(f"shipped {target}")
+
+
+def record_recipe(recipe: str) -> None:
+    """The recipe's measured result, from the shipped pair's run with aux heads (``recipe.expected``)."""
+    m = load_run(ROOT / "results" / PAIR[0].folder).metrics
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    report = {
+        "test_accuracy": m.test_accuracy, "tta": m.tta, "train_seconds": m.train_seconds,
+        "data": m.data_source, "environment": {"device": m.device, "date": when},
+    }  # fmt: skip
+    record_measurement(recipe, report)
+    print(json.dumps({f"{recipe} recipe": report}, indent=2))
 
 
 def readme(name: str, record, commit: str, note: str = "", intro: str = REFERENCE_INTRO) -> str:
@@ -160,32 +159,14 @@ def readme(name: str, record, commit: str, note: str = "", intro: str = REFERENC
     return "\n".join(lines) + "\n"
 
 
-def ship(recipe: str, commit: str = "", note: str = "") -> None:
-    git = ["git", "rev-parse", "HEAD"]
-    commit = commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    for name, (target_name, _) in RUNS.items():
-        source, target = ROOT / "runs" / "reference" / name, ROOT / "results" / target_name
-        shutil.rmtree(target, ignore_errors=True)
-        export_run(source, target, readme(target_name, load_run(source), commit, note))
-        print(f"shipped {target}")
-    m = load_run(ROOT / "results" / RUNS[run_name("cpu")][0]).metrics
-    when = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    report = {
-        "test_accuracy": m.test_accuracy, "tta": m.tta, "train_seconds": m.train_seconds,
-        "data": m.data_source, "environment": {"device": m.device, "date": when},
-    }  # fmt: skip
-    record_measurement(recipe, report)
-    print(json.dumps({f"{recipe} recipe": report}, indent=2))
-
-
 def reference_table() -> str:
     """The README's table of the shipped CPU runs, generated from their metrics (no hand-typed figures)."""
     rows = [
         "| run | width | epochs | wall time | training images/s | test accuracy (TTA / plain) | best val. |",
         "|---|---|---|---|---|---|---|",
     ]
-    shipped = [target_name for target_name, _ in RUNS.values()]
-    shipped += [name for name in (*TIMED, LONG[1]) if (ROOT / "results" / name).is_dir()]
+    shipped = [run.folder for run in PAIR]
+    shipped += [name for name in (*TIMED, LONG.folder) if (ROOT / "results" / name).is_dir()]
     for target_name in shipped:
         record = load_run(ROOT / "results" / target_name)
         m = record.metrics
@@ -194,7 +175,7 @@ def reference_table() -> str:
             f"| {m.wall_seconds / 60:.1f} min | {m.images_per_s:,.0f} "
             f"| {m.test_accuracy:.2%} / {m.test_accuracy_no_tta:.2%} | {m.best_val_accuracy:.2%} |"
         )
-    m = load_run(ROOT / "results" / RUNS[run_name("cpu")][0]).metrics
+    m = load_run(ROOT / "results" / PAIR[0].folder).metrics
     rows += ["", f"Data: {m.data_source}. Device: {m.device}. Recipe: `{m.recipe}`."]
     return "\n".join(rows)
 
@@ -220,23 +201,15 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--long", action="store_true", help="the 90-minute reference, not the pair")
     args = parser.parse_args()
-    if args.long:
-        source = ROOT / "runs" / "long" / LONG[0]
+    runs = [LONG] if args.long else [TIMED[args.timed]] if args.timed else PAIR
+    git = ["git", "rev-parse", "HEAD"]
+    commit = args.commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    for run in runs:
         if not args.ship_only:
-            source = train_long(Path(args.data_dir))
-        ship_long(source, args.commit, args.note)
-        update_readme()
-        return
-    if args.timed:
-        source = ROOT / "runs" / "timed" / TIMED[args.timed][0]
-        if not args.ship_only:
-            source = train_timed(args.timed, Path(args.data_dir))
-        ship_timed(args.timed, source, args.commit, args.note)
-        update_readme()
-        return
-    if not args.ship_only:
-        train(args.recipe, Path(args.data_dir))
-    ship(args.recipe, args.commit, args.note)
+            train(run, args.recipe, Path(args.data_dir))
+        ship(run, commit, args.note)
+    if runs is PAIR:
+        record_recipe(args.recipe)
     update_readme()
 
 
