@@ -44,6 +44,16 @@ def make_metrics(**changes) -> RunMetrics:
     return RunMetrics(**{**values, **changes})
 
 
+def stop_after(epochs: int):
+    """An end-of-epoch hook for ``fit`` that interrupts the run, as Ctrl-C would, after ``epochs`` epochs."""
+
+    def hook(progress: dict) -> None:
+        if progress["epochs_done"] >= epochs:
+            raise KeyboardInterrupt
+
+    return hook
+
+
 def comparable(history: list[dict]) -> list[dict]:
     """History rows without their timing columns (which differ between any two runs)."""
     return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in history]

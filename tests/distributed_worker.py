@@ -40,17 +40,15 @@ def train(data_dir: str, run_dir: Path, epochs: int, odd_rank_lr: bool = False) 
         resume=True,
         device="cpu",
     )
-    trainer = Trainer(model, load_cifar10(data_dir, verify=False), config, distributed=context)
+
+    def snapshot_after_the_first_epoch(progress: dict) -> None:  # the main process's end-of-epoch hook
+        if progress["epochs_done"] == 1:
+            torch.save(model.state_dict(), run_dir.parent / f"{run_dir.name}-epoch1.pt")
+
+    data = load_cifar10(data_dir, verify=False)
+    trainer = Trainer(model, data, config, distributed=context, on_epoch=snapshot_after_the_first_epoch)
     seen = [index.tolist() for index in trainer.train_loader.batch_indices()]
     notes.write_text(json.dumps({"pid": os.getpid(), "first_epoch_indices": seen}))
-    save_epoch = trainer.rundir.save_epoch
-
-    def save_and_snapshot(state: dict, best: dict | None) -> None:
-        save_epoch(state, best)
-        if state["epoch"] == 1 and trainer.is_main:
-            torch.save(state["model"], run_dir.parent / f"{run_dir.name}-epoch1.pt")
-
-    trainer.rundir.save_epoch = save_and_snapshot
     try:
         trainer.run()
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, comparable, tiny_model
+from conftest import ROOT, comparable, stop_after, tiny_model
 from PIL import Image
 from test_time_budget import one_torch_thread, quick_config
 
@@ -132,20 +132,11 @@ def t4_path(monkeypatch):
 @pytest.mark.slow
 def test_fp16_with_a_gradient_scaler_and_fused_sgd_resume_exactly(small, tmp_path, t4_path, monkeypatch):
     straight = fit(tiny_model(), small, quick_config(tmp_path / "straight"))
-    real_epoch = Trainer._train_epoch
-
-    def interrupted(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(tiny_model(), small, quick_config(tmp_path / "resumed"))
+        fit(tiny_model(), small, quick_config(tmp_path / "resumed"), on_epoch=stop_after(1))
     saved = load_checkpoint(tmp_path / "resumed" / "last.pt")
     assert saved["epoch"] == 1 and saved["scaler"]["scale"] > 0  # an enabled scaler's state was saved
     assert saved["optimizer"]["param_groups"][0]["fused"] is True and saved["optimizer"]["state"]
-    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
     resumed = fit(tiny_model(seed=3), small, quick_config(tmp_path / "resumed", resume=True))
     assert resumed.metrics.precision == "fp16"
     assert comparable(resumed.history) == comparable(straight.history)

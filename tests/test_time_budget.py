@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import comparable, tiny_model
+from conftest import comparable, stop_after, tiny_model
 
 from googlenet_utils import gpu_report, load_cifar10, load_run, make_synthetic_cifar10
 from googlenet_utils.budget import Costs
@@ -90,17 +90,8 @@ def test_the_budget_sets_the_length_up_front_and_the_run_records_why(small, plai
 
 def test_a_resumed_budget_run_keeps_the_length_it_chose(small, plain_two, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
-    real_epoch = Trainer._train_epoch
-
-    def interrupted(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(tiny_model(), small, quick_config(tmp_path, epochs=50, time_budget=100.0))
-    monkeypatch.setattr(Trainer, "_train_epoch", real_epoch)
+        fit(tiny_model(), small, quick_config(tmp_path, epochs=50, time_budget=100.0), on_epoch=stop_after(1))
     monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(1.0))  # would now allow 50
     resumed = fit(
         tiny_model(seed=7), small, quick_config(tmp_path, epochs=50, time_budget=100.0, resume=True)
