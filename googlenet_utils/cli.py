@@ -149,7 +149,7 @@ def run(argv: list[str] | None = None) -> None:
                 data = _load_data(args, recipe.subset is not None, Path(scratch))
             model = spec.build_model()
             check_memory(model, spec.train, device, context)
-            spec.fit(spec.data(data), model, distributed=context)
+            spec.fit(spec.data(data), model, distributed=context, device=device)  # resolved once, above
         except KeyboardInterrupt:
             raise KeyboardInterrupt(spec.train.run_dir) from None  # main() says what the folder holds
     finally:

@@ -170,7 +170,8 @@ class CIFARLoader:
                 "an evaluation loader must normalise with the training set's statistics: "
                 "pass stats=train_loader.stats"
             )
-        self.device = pick_device(device)
+        # A torch.device was resolved by the caller (the trainer): only a name is resolved here.
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.labels = labels.to(self.device, torch.int64)
         self.batch_size = batch_size
         self.train = train

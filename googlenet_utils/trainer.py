@@ -81,13 +81,14 @@ class Trainer:
         recipe: str | None = None,
         distributed: dist_utils.Distributed | None = None,
         on_epoch: ProgressHook | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.config, self.model, self.data, self.recipe = config, model, data, recipe
         self.on_epoch = on_epoch
         self.dist = distributed
         self.is_main = distributed is None or distributed.is_main
         self.rundir = RunDir(config.run_dir)
-        self._choose_device()
+        self._choose_device(device)
         is_val = self._check_sizes()
         self._build_loaders(is_val)
         self._place_model(model)
@@ -95,10 +96,11 @@ class Trainer:
 
     # ---- construction, step by step
 
-    def _choose_device(self) -> None:
-        """The device (this process's GPU under torchrun), its precision and whether to compile."""
+    def _choose_device(self, device: torch.device | None) -> None:
+        """The device (the caller's, else this process's GPU under torchrun), its precision and whether
+        to compile."""
         config = self.config
-        self.device = pick_device(dist_utils.device_for(self.dist, config.device))
+        self.device = device or pick_device(dist_utils.device_for(self.dist, config.device))
         self.precision = pick_precision(config.precision, self.device)
         self.dtype = autocast_dtype(self.precision)
         self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
@@ -613,12 +615,16 @@ def fit(
     recipe: str | None = None,
     distributed: dist_utils.Distributed | None = None,
     on_epoch: ProgressHook | None = None,
+    device: torch.device | None = None,
 ) -> RunRecord:
     """Train ``model`` on ``data`` (selecting on a validation split), then test the best epoch once.
 
     Every epoch ends with an atomic checkpoint; ``config.resume`` continues an interrupted run.
     Afterwards ``model`` holds the best epoch's weights (with ``ema``, the EMA copy holds them).
     ``on_epoch``, if given, gets ``Trainer.progress()`` before the first epoch and after each one.
+    ``device``: the device the caller resolved already (else ``config.device`` is resolved here).
     """
-    trainer = Trainer(model, data, config, recipe=recipe, distributed=distributed, on_epoch=on_epoch)
+    trainer = Trainer(
+        model, data, config, recipe=recipe, distributed=distributed, on_epoch=on_epoch, device=device
+    )
     return trainer.run()

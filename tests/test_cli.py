@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from googlenet_utils import cifar10 as cifar10_module
+from googlenet_utils import cli as cli_module
 from googlenet_utils.cifar10 import BATCH_FOLDER
 from googlenet_utils.cli import main
 from googlenet_utils.run_record import load_run
@@ -280,3 +281,21 @@ def test_model_flags_are_generated_from_model_config_and_reach_the_network(tmp_p
     printed = capsys.readouterr().out
     assert "dropout 0.0 (paper: 0.4)" in printed and "five by five '3x3x2' (paper: '5x5')" in printed
     fails_with(capsys, [*B, "--head", "dense"], "head must be one of 'gap', 'fc', got 'dense'")
+
+
+def test_a_run_resolves_its_device_once_and_passes_it_down(tmp_path, monkeypatch):
+    resolved = []
+    real = cli_module.pick_device
+
+    def counted(preference):
+        resolved.append(preference)
+        return real(preference)
+
+    def refuse(preference):
+        raise AssertionError(f"the device was resolved again ({preference!r})")
+
+    monkeypatch.setattr(cli_module, "pick_device", counted)
+    monkeypatch.setattr("googlenet_utils.trainer.pick_device", refuse)
+    monkeypatch.setattr("googlenet_utils.loader.pick_device", refuse)
+    assert main([*B, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
+    assert resolved == ["cpu"] and load_run(tmp_path / "run").metrics.device.startswith("cpu")
