@@ -421,29 +421,3 @@ def make_optimizer(
         fused = device is not None and device.type == "cuda"
     speed = {"fused": True} if fused else {"foreach": True}
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, **speed)
-
-
-# --------------------------------------------------------------------------- what may change on resume
-
-# Settings that do not change what a run computes: free to change when resuming.
-# The time budget and the wall limit too: a resumed run keeps the length its budget chose.
-OPERATIONAL = {
-    *("run_dir", "resume", "progress", "device", "compile", "eval_batch_size"),
-    *("time_budget", "wall_limit"),
-}
-
-
-def resume_changes(saved: dict[str, Any], config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split the differences between a checkpoint's settings and ``config`` into (allowed, refused).
-
-    Allowed beyond the operational ones: a *lower* peak learning rate and ``precision="fp32"``,
-    the two remedies for a diverging run. Both are recorded in the history.
-    """
-    allowed, refused = {}, {}
-    for key, old in saved.items():
-        new = getattr(config, key, old)
-        if new == old or key in OPERATIONAL:
-            continue
-        remedy = (key == "lr" and new < old) or (key == "precision" and new == "fp32")
-        (allowed if remedy else refused)[key] = (old, new)
-    return allowed, refused

@@ -1,4 +1,10 @@
-"""May this run continue from that checkpoint? The checks behind ``--resume``, each with its reason."""
+"""May this run continue from that checkpoint? The rules behind ``--resume``, each with its reason.
+
+The one place that says which settings may change when a run resumes (``OPERATIONAL``, plus the two
+remedies for a diverging run) and how a refusal is worded. The sweep's check of shipped results and
+the overrides a run prints use the same ``OPERATIONAL`` set: a setting that may change on resume
+does not change what a run computes.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,31 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import CheckpointError
-from .recipe import TrainConfig, resume_changes
+from .recipe import TrainConfig
 from .run_report import describe_data
+
+# Settings that do not change what a run computes: free to change when resuming.
+# The time budget and the wall limit too: a resumed run keeps the length its budget chose.
+OPERATIONAL = {
+    *("run_dir", "resume", "progress", "device", "compile", "eval_batch_size"),
+    *("time_budget", "wall_limit"),
+}
+
+
+def resume_changes(saved: dict[str, Any], config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the differences between a checkpoint's settings and ``config`` into (allowed, refused).
+
+    Allowed beyond the operational ones: a *lower* peak learning rate and ``precision="fp32"``,
+    the two remedies for a diverging run. Both are recorded in the history.
+    """
+    allowed, refused = {}, {}
+    for key, old in saved.items():
+        new = getattr(config, key, old)
+        if new == old or key in OPERATIONAL:
+            continue
+        remedy = (key == "lr" and new < old) or (key == "precision" and new == "fp32")
+        (allowed if remedy else refused)[key] = (old, new)
+    return allowed, refused
 
 
 def check_resume(

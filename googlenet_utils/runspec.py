@@ -19,7 +19,8 @@ import torch
 
 from .cifar10 import NUM_CLASSES, CIFAR10Data
 from .model import GoogLeNet, ModelConfig
-from .recipe import OPERATIONAL, Recipe, TrainConfig, run_name
+from .recipe import Recipe, TrainConfig, run_name
+from .resume import OPERATIONAL
 from .run_record import RunRecord
 from .trainer import fit
 

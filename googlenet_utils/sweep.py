@@ -37,7 +37,8 @@ from .errors import ConfigError, UserError
 from .model import GoogLeNet, ModelConfig
 from .paths import display_path
 from .provenance import ENVIRONMENT, write_environment
-from .recipe import OPERATIONAL, Recipe, TrainConfig
+from .recipe import Recipe, TrainConfig
+from .resume import OPERATIONAL
 from .run_record import RunRecord
 from .rundir import CONFIG, HISTORY, METRICS, RunDir
 from .runspec import describe_run

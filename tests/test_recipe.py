@@ -12,7 +12,6 @@ from googlenet_utils.recipe import (
     choose_recipe,
     lr_factor,
     make_optimizer,
-    resume_changes,
 )
 
 
@@ -107,13 +106,3 @@ def test_no_weight_decay_on_norms_and_biases():
     )
     assert any(p is model.fc.weight for p in decay["params"])
     assert make_optimizer(model, TrainConfig()).defaults["foreach"]  # one kernel launch for all tensors
-
-
-def test_only_remedies_and_operational_settings_may_change_on_resume():
-    saved = TrainConfig(lr=0.4).to_dict()
-    allowed, refused = resume_changes(
-        saved, TrainConfig(lr=0.2, precision="fp32", device="cpu", compile=False)
-    )
-    assert allowed == {"lr": (0.4, 0.2), "precision": ("auto", "fp32")} and refused == {}
-    allowed, refused = resume_changes(saved, TrainConfig(lr=0.8, epochs=50, precision="bf16"))
-    assert allowed == {} and set(refused) == {"lr", "epochs", "precision"}
