@@ -21,6 +21,7 @@ from notebook_rules import (
     source,
 )
 
+from googlenet_utils.answers import SHEETS
 from googlenet_utils.exercises import ExerciseError
 
 EXPECTED = [
@@ -112,6 +113,12 @@ def test_checked_cells_carry_their_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_opens_with_goals_and_ends_with_summary_exercises_and_answers(path):
     cells = load(path)["cells"]
+    if path.name[:2] in SHEETS:  # then an answer sheet for the exercises with one right answer follows
+        sheet = source(cells.pop())
+        assert (
+            f'answer_sheet("{path.name[:2]}")' in sheet
+            and f'check_answers("{path.name[:2]}", answers)' in sheet
+        )
     first, last = source(cells[0]), source(cells[-1])
     assert cells[0]["cell_type"] == "markdown" and first.startswith("# ")
     assert "What you will learn" in first and "Prerequisites" in first and "Time:" in first
