@@ -204,3 +204,32 @@ def run_test_data(data: CIFAR10Data, recorded: dict[str, Any]) -> CIFAR10Data | 
         if subset.fingerprint()["digest"] == recorded["digest"]:
             return subset
     return None
+
+
+def stage_summary(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per stretch of epochs at one image side (the low-resolution plan): where each ends.
+
+    Accuracies are those recorded after the stage's last epoch (validation only if it validated).
+    """
+    stages: list[list[dict[str, Any]]] = []
+    for row in history:
+        if stages and stages[-1][-1].get("resolution") == row.get("resolution"):
+            stages[-1].append(row)
+        else:
+            stages.append([row])
+    summary = []
+    for rows in stages:
+        last = rows[-1]
+        val = last.get("val_accuracy")
+        summary.append(
+            {
+                "image side": f"{last.get('resolution', 32)} px",
+                "epochs": f"{rows[0]['epoch']}-{last['epoch']}" if len(rows) > 1 else str(last["epoch"]),
+                "train accuracy": last["train_accuracy"],
+                "val accuracy (main)": val,
+                "aux1": last.get("val_accuracy_aux1"),
+                "aux2": last.get("val_accuracy_aux2"),
+                "train - val": None if val is None else last["train_accuracy"] - val,
+            }
+        )
+    return summary

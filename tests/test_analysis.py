@@ -33,6 +33,7 @@ from googlenet_utils.analysis import (
     reliability,
     row_normalised,
     run_test_data,
+    stage_summary,
 )
 from googlenet_utils.evaluation import Predictions
 from googlenet_utils.model import INCEPTION_TABLE
@@ -338,3 +339,18 @@ def test_two_runs_are_compared_by_settings_and_image_by_image(finished_run):
     assert change == pytest.approx(-right) and error > 0
     elsewhere = dataclasses.replace(record, config={**record.config, "data": {"digest": "other"}})
     assert paired_run_change(record, elsewhere) is None
+
+
+def test_the_stage_summary_cuts_the_history_where_the_image_side_changes():
+    def row(epoch, side, train, val):
+        aux1 = None if val is None else val - 0.1
+        return {"epoch": epoch, "resolution": side, "train_accuracy": train, "val_accuracy": val,
+                "val_accuracy_aux1": aux1, "val_accuracy_aux2": None}  # fmt: skip
+
+    history = [row(1, 16, 0.3, None), row(2, 16, 0.4, 0.35), row(3, 24, 0.5, 0.45), row(4, 32, 0.7, 0.6)]
+    first, second, third = stage_summary(history)
+    assert (first["image side"], first["epochs"], first["train accuracy"]) == ("16 px", "1-2", 0.4)
+    assert first["train - val"] == pytest.approx(0.05) and first["aux1"] == pytest.approx(0.25)
+    assert (second["epochs"], third["image side"], third["val accuracy (main)"]) == ("3", "32 px", 0.6)
+    unvalidated = stage_summary([row(1, 32, 0.3, None)])[0]
+    assert unvalidated["val accuracy (main)"] is None and unvalidated["train - val"] is None
