@@ -14,6 +14,7 @@ from notebook_rules import (
     NOTEBOOKS,
     REAL_RUN,
     body_hash,
+    declared_data,
     exercise_cells,
     load,
     may_store_outputs,
@@ -65,6 +66,10 @@ def test_outputs_are_stored_only_where_allowed(path):
             assert re.search(r"data: .+; device: .+", label), (
                 f"cell {index}: label the real run's data and device"
             )
+            own = declared_data(cell)  # a cell that computes on data of its own is labelled with it
+            if own is not None:
+                labelled = label.split("data: ", 1)[1]
+                assert labelled.startswith(own.split(":")[0]), f"cell {index}: label it {own!r}"
             stored = cell["metadata"].get("real_run", {}).get("source_hash")
             assert stored == body_hash(cell), (
                 f"cell {index} changed after its real-run output was stored: run `make notebook-outputs-real`"

@@ -18,6 +18,7 @@ from pathlib import Path
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 CHECKED = "# NBVAL_CHECK_OUTPUT"
 REAL_RUN = "# REAL RUN OUTPUT:"
+CELL_DATA = "# DATA:"  # a cell's own data, when it is not the notebook's (e.g. a generated stand-in)
 YOUR_TURN, SOLUTION, CHECK = "# YOUR TURN", "# SOLUTION", "# CHECK"
 FORBIDDEN_IN_OUTPUTS = ("synthetic", "smoke", "/tmp/", "googlenet-smoke-")
 # A machine's own path in an output: a reader's machine has none of it (relative paths are fine).
@@ -28,6 +29,12 @@ ABSOLUTE_PATH = re.compile(
 
 def source(cell: dict) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def declared_data(cell: dict) -> str | None:
+    """What a cell says it computes on (its first code line ``# DATA: ...``), if it says so."""
+    first = body(cell).split("\n", 1)[0]
+    return first[len(CELL_DATA) :].strip() if first.startswith(CELL_DATA) else None
 
 
 def body(cell: dict) -> str:

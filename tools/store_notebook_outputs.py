@@ -31,7 +31,16 @@ import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebook_rules import CHECKED, NOTEBOOKS, REAL_RUN, body, body_hash, may_store_outputs, source  # noqa: E402
+from notebook_rules import (  # noqa: E402
+    CHECKED,
+    NOTEBOOKS,
+    REAL_RUN,
+    body,
+    body_hash,
+    declared_data,
+    may_store_outputs,
+    source,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT / "data" / "mirror"
@@ -168,10 +177,11 @@ def refresh(
             _keep(cell, stored[body(cell)])  # unchanged code: its stored output stays
             kept += 1
         elif real and cell.outputs:
-            short = data.split(":")[0]  # the full description is in the metadata
+            own = declared_data(cell) or data  # a cell may compute on data of its own
+            short = own.split(":")[0]  # the full description is in the metadata
             cell.source = f"{REAL_RUN} data: {short}; device: {device}\n{cell.source}"
             cell.metadata["real_run"] = {
-                "source_hash": body_hash(cell), "data": data, "device": device, "commit": _commit(),
+                "source_hash": body_hash(cell), "data": own, "device": device, "commit": _commit(),
                 "date": datetime.date.today().isoformat(),
             }  # fmt: skip
             kept += 1
