@@ -1,7 +1,7 @@
 """Benchmarks. Each measures a baseline in the same run, on the same machine, and prints the ratio.
 
     python -m googlenet_utils.bench loader   # CIFARLoader vs a torchvision DataLoader pipeline
-    python -m googlenet_utils.bench train    # a recipe's training step (eager and compiled) vs a plain loop
+    python -m googlenet_utils.bench train    # a recipe's step (eager, fused 1x1, compiled) vs a plain loop
 
 ``bench train`` uses the recipe's batch size, precision and width (``--recipe``; by default
 ``fast`` with a GPU, ``cpu`` without), and on a GPU reports model FLOP utilisation against the
@@ -205,6 +205,9 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
 
         trainer.compile = False
         eager = recipe_rate() * batch_size
+        model.fuse_1x1()  # the same parameters; each module's three 1x1 convolutions on x run as one
+        fused = recipe_rate() * batch_size
+        model.fuse_1x1(False)
         compiled_rate = None
         if compiled:
             trainer.compile = True
@@ -234,6 +237,8 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": batch_size,
         "precision": trainer.precision,
         "eager_images_per_s": eager,
+        "fused_1x1_images_per_s": fused,
+        "fused_1x1_ratio": fused / eager,  # the fused step against the recipe's, measured in this run
         "compiled_images_per_s": compiled_rate,
         "compile_seconds": trainer.compile_seconds if compiled else None,
         "plain_images_per_s": plain,
@@ -250,6 +255,10 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
             f"recipe '{recipe.name}' step, compiled ({trainer.compile_seconds:.0f} s to compile): "
             f"{compiled_rate:>9,.0f} images/s"
         )
+    print(
+        f"the same step with fused 1x1 convolutions:       {fused:>9,.0f} images/s "
+        f"({result['fused_1x1_ratio']:.2f}x the recipe's step)"
+    )
     print(f"plain fp32 NCHW DataLoader loop:                 {plain:>9,.0f} images/s")
     print(f"ratio: {result['ratio']:.2f}x  (GoogLeNet cifar, width {width}, batch {batch_size}, {name})")
     if device.type == "cuda":

@@ -1,10 +1,12 @@
-"""The benchmark's arithmetic: peak FLOPs by GPU name, FLOPs per training image, and its rate."""
+"""The benchmark's arithmetic (peak FLOPs by GPU name, FLOPs per training image, its rate) and a real run."""
+
+import json
 
 import pytest
 import torch
 from torch import nn
 
-from googlenet_utils.bench import _rate, peak_flops, train_flops_per_image
+from googlenet_utils.bench import _rate, main, peak_flops, train_flops_per_image
 
 
 def test_peak_flops_match_gpu_names_exactly():
@@ -24,3 +26,17 @@ def test_the_rate_counts_only_the_timed_batches(monkeypatch):
     seen = []
     rate = _rate(iter(range(100)), seen.append, warmup=3, count=8, device=torch.device("cpu"))
     assert rate == pytest.approx(8 / 2.0) and seen == list(range(11))  # 3 untimed, then 8 timed
+
+
+def test_bench_train_times_the_fused_step_against_the_recipes_in_the_same_run(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["train", "--device", "cpu", "--recipe", "smoke", "--width", "0.0625", "--batch-size", "32"]
+    assert main([*argv, "--images", "256", "--steps", "1", "--warmup", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["fused_1x1_ratio"] == pytest.approx(
+        result["fused_1x1_images_per_s"] / result["eager_images_per_s"]
+    )
+    assert (
+        result["fused_1x1_images_per_s"] > 0 and result["compiled_images_per_s"] is None
+    )  # no compile on a CPU
+    assert "the same step with fused 1x1 convolutions" in capsys.readouterr().out
