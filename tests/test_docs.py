@@ -10,13 +10,16 @@ ROOT = Path(__file__).resolve().parents[1]
 README, CONTRIBUTING = (ROOT / name for name in ("README.md", "CONTRIBUTING.md"))
 sys.path.insert(0, str(ROOT / "tools"))
 import ship_reference_runs  # noqa: E402
+import store_notebook_outputs  # noqa: E402
 
 COURSE_COMMANDS = ("make", "conda", "jupyter", "python", "pip")  # what a course user has or installs
 
 
 def test_generated_sections_sit_where_their_tools_write_them():
     readme, contributing = README.read_text(), CONTRIBUTING.read_text()
-    for start, end in ((ship_reference_runs.START, ship_reference_runs.END), (TABLE_START, TABLE_END)):
+    generated = [(ship_reference_runs.START, ship_reference_runs.END), (TABLE_START, TABLE_END)]
+    generated.append((store_notebook_outputs.TIMES_START, store_notebook_outputs.TIMES_END))
+    for start, end in generated:
         assert readme.count(start) == readme.count(end) == 1 and readme.index(start) < readme.index(end)
     assert contributing.count("<!-- cpu-bench:start -->") == contributing.count("<!-- cpu-bench:end -->") == 1
 
@@ -45,3 +48,21 @@ def test_relative_links_point_at_files_that_exist():
         for target in re.findall(r"\]\((?!https?://|#)([^)#\s]+)", document.read_text()):
             if target != "notebooks/06_design_choices.ipynb" or (ROOT / target).exists():  # 06: being written
                 assert (ROOT / target).exists(), f"{document.name} links to missing {target}"
+
+
+def test_the_readme_times_table_is_the_recorded_times():
+    times = store_notebook_outputs.json.loads(store_notebook_outputs.TIMES.read_text())
+    table = (
+        README.read_text()
+        .split(store_notebook_outputs.TIMES_START)[1]
+        .split(store_notebook_outputs.TIMES_END)[0]
+    )
+    assert table.strip() == store_notebook_outputs.times_table(times)  # rewritten by the tool, never by hand
+    busy = {"load_average_at_start": 1.5, "seconds": 200.0, "date": "2026-12-01", "commit": "abc1234"}
+    quiet = {**busy, "load_average_at_start": 0.2, "seconds": 42.0}
+    shown = store_notebook_outputs.times_table({"01_inception_module.ipynb": {"smoke": quiet, "full": busy}})
+    assert (
+        "| 01_inception_module | 42 s (2026-12-01, `abc1234`) | 3.3 min (2026-12-01, `abc1234`, machine busy"
+        in shown
+    )
+    assert "| 06_design_choices | not measured yet | not measured yet |" in shown

@@ -14,7 +14,9 @@ folder, so that it analyses the reference runs shipped under ``results/``, as a 
 a run of their own sees them; notebook 06 reads the sweep shipped under ``results/sweeps/ablation/``
 and is labelled with that sweep's data and machines. Each stored cell's first line names the data
 and device, and its metadata records a hash of its code: change the code and the tests ask for a
-refresh. How long each run took, and how busy the machine was, goes to results/notebook-times.json.
+refresh. How long each run took, and how busy the machine was, goes to results/notebook-times.json,
+and the README's table of running times is rewritten from that file. ``--time-only`` runs and times
+the notebooks without storing any output (run it with nothing else on the machine).
 """
 
 import argparse
@@ -128,6 +130,40 @@ def record_time(name: str, mode: str, seconds: float, load: float) -> None:
         "load_average_at_start": round(load, 2),
     }  # fmt: skip
     TIMES.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    update_readme_times(times)
+
+
+TIMES_START, TIMES_END = "<!-- notebook-times:start -->", "<!-- notebook-times:end -->"
+QUIET_LOAD = 1.0  # a one-minute load average below this on 2 cores: nothing else was running
+
+
+def times_table(times: dict) -> str:
+    """The README's running times, one row per notebook, each figure with its date, commit and load."""
+
+    def shown(entry: dict | None) -> str:
+        if entry is None:
+            return "not measured yet"
+        seconds = entry["seconds"]
+        length = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+        busy = "" if entry["load_average_at_start"] < QUIET_LOAD else ", machine busy: an upper bound"
+        return f"{length} ({entry['date']}, `{entry['commit']}`{busy})"
+
+    rows = ["| notebook | smoke mode | full mode |", "|---|---|---|"]
+    for path in NOTEBOOKS:
+        entry = times.get(path.name, {})
+        rows.append(f"| {path.stem} | {shown(entry.get('smoke'))} | {shown(entry.get('full'))} |")
+    return "\n".join(rows)
+
+
+def update_readme_times(times: dict) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if TIMES_START not in text:
+        return  # a README without the table (a fork's): nothing to rewrite
+    head, rest = text.split(TIMES_START, 1)
+    readme.write_text(
+        head + TIMES_START + "\n" + times_table(times) + "\n" + TIMES_END + rest.split(TIMES_END, 1)[1]
+    )
 
 
 def _unchanged(stored: dict, cell) -> bool:
@@ -147,6 +183,7 @@ def refresh(
     changed_only: bool = False,
     also: frozenset[int] = frozenset(),
     mirror: Path = MIRROR,
+    time_only: bool = False,
 ) -> None:
     original = nbformat.read(path, as_version=4)
     stored = {
@@ -165,6 +202,9 @@ def refresh(
     busy, start = os.getloadavg()[0], time.perf_counter()
     _execute(notebook, path, env)
     record_time(path.name, "full" if real else "smoke", time.perf_counter() - start, busy)
+    if time_only:
+        print(f"{path.name}: timed ({'full' if real else 'smoke'} mode), nothing stored")
+        return
     kept = 0
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
@@ -217,13 +257,16 @@ def main() -> None:
         default=MIRROR,
         help="with --real: the JPEG mirror to read (default: data/mirror), e.g. the shipped runs' one",
     )
+    parser.add_argument(
+        "--time-only", action="store_true", help="run and time the notebooks (README table); store nothing"
+    )
     parser.add_argument("notebooks", nargs="*", help="default: all of them")
     args = parser.parse_args()
     also = frozenset(int(n) for n in args.also.split(",") if n.strip())
     if args.changed and not args.real:
         parser.error("--changed goes with --real (smoke mode always keeps unchanged real outputs)")
     for name in args.notebooks or [str(p) for p in NOTEBOOKS]:
-        refresh(Path(name).resolve(), args.real, args.changed, also, args.data_dir.resolve())
+        refresh(Path(name).resolve(), args.real, args.changed, also, args.data_dir.resolve(), args.time_only)
 
 
 if __name__ == "__main__":
