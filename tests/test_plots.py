@@ -112,15 +112,34 @@ def test_grad_cam_draws_boxes_and_a_colour_bar():
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
 
 
-def test_the_new_measurement_figures_are_labelled():
-    shares = torch.rand(10, 4)
-    shares = {"3a": shares / shares.sum(1, keepdim=True)}
-    assert_labelled(plots.plot_branch_energy(shares, CLASSES, {"3a": [0.25, 0.5, 0.125, 0.125]}))
+def test_the_ablation_figure_draws_each_rows_change_in_points():
     rows = branch_ablation(Tiny(), [(torch.ones(2, 1, 4, 4), torch.tensor([1, 1]))], ["inception3a"])
-    assert_labelled(plots.plot_branch_ablation(rows))
+    fig = plots.plot_branch_ablation(rows)
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    bars = ax.patches  # one per row, in the rows' order, the first row at the top
+    assert [bar.get_width() for bar in bars] == pytest.approx([100 * row["change"] for row in rows])
+    assert [bar.get_y() for bar in bars] == sorted((bar.get_y() for bar in bars), reverse=True)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{r['module']}: {r['branch']}" for r in rows]
+
+
+def test_the_filter_figure_marks_each_networks_mean_and_the_random_weights_average():
     weights = torch.randn(16, 3, 3, 3, generator=torch.Generator().manual_seed(0))
     measures = {"trained": filter_structure(weights), "untrained": filter_structure(weights.flip(2))}
-    assert_labelled(plots.plot_filter_structure(measures, {"edge fit": 0.25, "colour share": 2 / 3}))
+    chance = {"edge fit": 0.25, "colour share": 2 / 3}
+    fig = plots.plot_filter_structure(measures, chance)
+    assert_labelled(fig)
+    for ax, quantity in zip(fig.axes, chance, strict=True):
+        means = [line.get_xdata()[0] for line in ax.lines if line.get_color() == "black"]
+        expected = [float(result[quantity][~result[quantity].isnan()].mean()) for result in measures.values()]
+        assert means == pytest.approx(expected, abs=1e-6)
+        dots = [line for line in ax.lines if line.get_marker() == "o"]
+        assert [len(d.get_xdata()) for d in dots] == [
+            int((~r[quantity].isnan()).sum()) for r in measures.values()
+        ]
+        assert any(
+            line.get_linestyle() == "--" and line.get_xdata()[0] == chance[quantity] for line in ax.lines
+        )
 
 
 def span(patch) -> tuple[float, float]:

@@ -68,11 +68,16 @@ def test_presets_are_valid_and_fast_is_the_default():
     assert RECIPES["cpu"].width < 1 and RECIPES["cpu"].config().compile is None
 
 
-def test_every_setting_carries_a_reason():
+def test_every_setting_carries_a_reason_that_the_command_line_shows():
     import dataclasses
 
+    from googlenet_utils.cli import build_parser
+
+    shown = {action.dest: action.help or "" for action in build_parser()._actions}
     for f in dataclasses.fields(TrainConfig):
-        assert len(f.metadata["help"]) > 10, f.name
+        reason = f.metadata["help"]
+        assert len(reason.split()) >= 3, f"{f.name}: {reason!r} is a label, not a reason"
+        assert reason in shown[f.name], f"--{f.name.replace('_', '-')}'s help does not give the reason"
 
 
 def test_recipe_is_chosen_by_device_unless_named():

@@ -138,9 +138,11 @@ def test_a_killed_run_resumes_to_exactly_the_same_result(synthetic, synthetic_ro
         load_checkpoint(killed_dir / "last.pt"),
         load_checkpoint(tmp_path / "straight" / "last.pt"),
     )
-    for key in ("model",):
-        for name, tensor in final_straight[key].items():
-            assert torch.equal(final_resumed[key][name], tensor), f"{key}.{name}"
+    for name, tensor in final_straight["model"].items():
+        assert torch.equal(final_resumed["model"][name], tensor), f"model.{name}"
+    momentum = [state["momentum_buffer"] for state in final_straight["optimizer"]["state"].values()]
+    resumed_momentum = [state["momentum_buffer"] for state in final_resumed["optimizer"]["state"].values()]
+    assert all(map(torch.equal, momentum, resumed_momentum)) and len(momentum) == len(resumed_momentum)
     for name, tensor in final_straight["ema"]["module"].items():
         assert torch.equal(final_resumed["ema"]["module"][name], tensor), f"ema.{name}"
     assert resumed.test_accuracy == straight.test_accuracy
