@@ -4,6 +4,7 @@ import dataclasses
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from conftest import assert_labelled, make_metrics
@@ -36,6 +37,7 @@ from googlenet_utils.analysis import (
     stage_summary,
 )
 from googlenet_utils.evaluation import Predictions
+from googlenet_utils.loader import random_crop_flip
 from googlenet_utils.model import INCEPTION_TABLE
 from googlenet_utils.probes import (
     BRANCH_LABELS,
@@ -255,39 +257,325 @@ def tiny_run(finished_run, synthetic):
     return record, model, synthetic
 
 
-def test_every_plot_draws_a_tiny_run(tiny_run):
-    run, model, data = tiny_run
-    predictions = run.predictions
-    labels = predictions.labels
-    probabilities = predictions.combined().softmax(1)
-    confusion = confusion_matrix(labels, probabilities.argmax(1), 10)
-    images = data.test_images
-    x = (images[:1].float() - 128) / 64
-    figures = [
-        plots.plot_learning_curves(run.history),
-        plots.plot_confusion(confusion, data.classes),
-        plots.plot_confusion(confusion, data.classes, normalised=False),
-        plots.plot_precision_recall(*precision_recall(confusion), data.classes),
-        plots.plot_reliability(reliability(probabilities, labels)),
-        plots.plot_mistakes(images, confident_mistakes(probabilities, labels, k=8), data.classes),
-        plots.plot_head_accuracies(head_accuracies(predictions)),
-        plots.plot_feature_maps(
-            branch_feature_maps(model.inception3a, module_input(model, "inception3a", x)), images[0]
-        ),
-        plots.plot_filters(first_layer_filters(model)),
-        plots.plot_grad_cam(
-            images[:2], grad_cam(model, (images[:2].float() - 128) / 64, model.inception5b), ["a", "b"]
-        ),
-        plots.plot_branch_shares(branch_shares(model, 32)),
-        plots.plot_image_grid(data.train_images, data.train_labels, data.classes, per_class=3),
-        plots.plot_class_counts({"train": [40] * 10, "test": [10] * 10}, data.classes),
-        plots.plot_augmentations(images[:2], [images[:2], images[:2].flip(3)]),
-        plots.draw_inception_module(reduced=True, channels=INCEPTION_TABLE["3a"]),
-        plots.draw_inception_module(reduced=False),
-        plots.plot_cost_comparison(["3a", "3b"], [1e6, 2e6], [0.5e6, 1e6], "parameters", "millions"),
+@pytest.fixture(scope="module")
+def scores(tiny_run):
+    """The run's test labels, its (TTA) probabilities and their confusion matrix."""
+    run, _, _ = tiny_run
+    labels = run.predictions.labels
+    probabilities = run.predictions.combined().softmax(1)
+    return labels, probabilities, confusion_matrix(labels, probabilities.argmax(1), 10)
+
+
+def rgb(pixels: torch.Tensor) -> np.ndarray:
+    """What an image panel must hold: C x H x W pixels (uint8, or float in [0, 1]) as H x W x C in [0, 1]."""
+    array = pixels.detach().permute(1, 2, 0).double().numpy()
+    return array / 255 if pixels.dtype == torch.uint8 else array
+
+
+def shown(ax) -> np.ndarray:
+    (image,) = ax.get_images()
+    return np.asarray(image.get_array())
+
+
+def panels(fig, rows: int, columns: int) -> np.ndarray:
+    """A figure's grid of subplots as rows x columns (colour bars, added last, left out)."""
+    return np.array(fig.axes[: rows * columns], dtype=object).reshape(rows, columns)
+
+
+def heights(bars) -> list[float]:
+    return [bar.get_height() for bar in bars]
+
+
+def centres(bars) -> list[float]:
+    return [bar.get_x() + bar.get_width() / 2 for bar in bars]
+
+
+def tick_texts(labels) -> list[str]:
+    return [label.get_text() for label in labels]
+
+
+def test_learning_curves_draw_each_history_column_against_the_epoch(tiny_run):
+    run, _, _ = tiny_run
+    fig = plots.plot_learning_curves(run.history)
+    assert_labelled(fig)
+    loss_ax, acc_ax, lr_ax = fig.axes
+    epochs = [row["epoch"] for row in run.history]
+    assert epochs == [1, 2, 3]
+    plotted = {
+        loss_ax: {
+            "train, main head": "train_loss_main",
+            "train, aux1 head": "train_loss_aux1",
+            "train, aux2 head": "train_loss_aux2",
+            "validation, main head": "val_loss",  # every epoch validated: no "(k of n epochs)"
+        },
+        acc_ax: {
+            "train (augmented), main": "train_accuracy",
+            "validation, main": "val_accuracy",
+            "validation, aux1": "val_accuracy_aux1",
+            "validation, aux2": "val_accuracy_aux2",
+        },
+    }
+    for ax, columns in plotted.items():
+        lines = {line.get_label(): line for line in ax.lines}
+        assert set(lines) == set(columns)
+        for label, column in columns.items():
+            assert list(lines[label].get_xdata()) == epochs
+            assert list(lines[label].get_ydata()) == pytest.approx([row[column] for row in run.history])
+    (lr_line,) = lr_ax.lines  # without config=: the rate recorded at the end of each epoch
+    assert list(lr_line.get_xdata()) == epochs
+    assert list(lr_line.get_ydata()) == pytest.approx([row["lr"] for row in run.history])
+
+
+@pytest.mark.parametrize("normalised", [True, False])
+def test_the_confusion_image_is_the_matrix_with_its_cells_printed(tiny_run, scores, normalised):
+    _, _, data = tiny_run
+    *_, confusion = scores
+    fig = plots.plot_confusion(confusion, data.classes, normalised=normalised)
+    assert_labelled(fig)
+    ax, _colourbar = fig.axes
+    expected = (row_normalised(confusion) if normalised else confusion).numpy()
+    np.testing.assert_allclose(shown(ax), expected)
+    if normalised:
+        np.testing.assert_allclose(shown(ax).sum(axis=1), 1)  # rows (true classes), not columns, sum to 1
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells == {
+        (i, j): f"{value:.0%}" if normalised else str(int(value))
+        for (i, j), value in np.ndenumerate(expected)
+        if value  # empty cells stay blank
+    }
+    assert tick_texts(ax.get_xticklabels()) == tick_texts(ax.get_yticklabels()) == data.classes
+
+
+def test_precision_and_recall_bars_are_the_computed_shares(tiny_run, scores):
+    _, _, data = tiny_run
+    *_, confusion = scores
+    precision, recall = precision_recall(confusion)
+    assert not torch.equal(precision, recall)  # a swapped pair of series would fail
+    fig = plots.plot_precision_recall(precision, recall, data.classes)
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    precision_bars, recall_bars = ax.containers
+    assert heights(precision_bars) == pytest.approx(precision.tolist())
+    assert heights(recall_bars) == pytest.approx(recall.tolist())
+    assert centres(precision_bars) == pytest.approx(np.arange(10) - 0.2)  # left of each class tick
+    assert centres(recall_bars) == pytest.approx(np.arange(10) + 0.2)
+    zeros = int((precision == 0).sum() + (recall == 0).sum())
+    assert [t.get_text() for t in ax.texts] == ["0"] * zeros
+    assert tick_texts(ax.get_xticklabels()) == data.classes
+    assert ax.get_legend_handles_labels()[1] == [
+        "precision (right among predicted)",
+        "recall (found among true)",
     ]
-    for fig in figures:
-        assert_labelled(fig)
+
+
+def test_the_reliability_diagram_draws_each_bins_accuracy_and_count(scores):
+    labels, probabilities, _ = scores
+    bins = reliability(probabilities, labels)
+    fig = plots.plot_reliability(bins)
+    assert_labelled(fig)
+    ax, count_ax = fig.axes
+    middles = ((bins.edges[:-1] + bins.edges[1:]) / 2).tolist()
+    used = bins.counts > 0
+    assert 1 < int(used.sum()) < len(used)  # some bins empty, so leaving them out is checked too
+    assert centres(ax.patches) == pytest.approx([m for m, u in zip(middles, used, strict=True) if u])
+    assert heights(ax.patches) == pytest.approx(bins.accuracy[used].tolist())
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx([1 / 15] * int(used.sum()))
+    assert centres(count_ax.patches) == pytest.approx(middles)
+    assert heights(count_ax.patches) == bins.counts.tolist()
+    (diagonal,) = ax.lines
+    assert list(diagonal.get_xdata()) == list(diagonal.get_ydata()) == [0, 1]
+    assert f"ECE = {bins.ece:.3f}" in ax.get_title()
+
+
+def test_the_mistake_gallery_shows_each_mistake_with_its_true_and_predicted_class(tiny_run, scores):
+    _, _, data = tiny_run
+    labels, probabilities, _ = scores
+    mistakes = confident_mistakes(probabilities, labels, k=8)
+    assert len(mistakes) == 8
+    fig = plots.plot_mistakes(data.test_images, mistakes, data.classes)
+    assert_labelled(fig)
+    drawn = [ax for ax in fig.axes if ax.get_images()]
+    assert len(drawn) == len(mistakes)  # one panel per mistake
+    for ax, (index, true, predicted, confidence) in zip(drawn, mistakes, strict=True):
+        np.testing.assert_allclose(shown(ax), rgb(data.test_images[index]), atol=1e-6)
+        assert ax.get_title() == f"{data.classes[true]}\n→ {data.classes[predicted]} ({confidence:.0%})"
+
+
+def test_head_accuracy_bars_are_each_heads_accuracy_first_on_top(tiny_run):
+    run, _, _ = tiny_run
+    accuracies = head_accuracies(run.predictions)
+    assert list(accuracies) == ["main", "main + flip TTA", "aux1", "aux2"]
+    assert len(set(accuracies.values())) == 4  # distinct, so bars in another order would fail
+    fig = plots.plot_head_accuracies(accuracies)
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx(list(accuracies.values()))
+    rows = [bar.get_y() + bar.get_height() / 2 for bar in ax.patches]
+    assert rows == sorted(rows, reverse=True) and list(ax.get_yticks()) == pytest.approx(rows)
+    assert tick_texts(ax.get_yticklabels()) == list(accuracies)
+    assert [t.get_text() for t in ax.texts] == [f"{value:.2%}" for value in accuracies.values()]
+
+
+def test_feature_maps_are_each_branchs_first_channels_on_one_scale(tiny_run):
+    _, model, data = tiny_run
+    image = data.test_images[0]
+    x = (data.test_images[:1].float() - 128) / 64
+    maps = branch_feature_maps(model.inception3a, module_input(model, "inception3a", x))
+    widths = [tensor.shape[1] for tensor in maps.values()]
+    assert min(widths) < 8  # some branches fill fewer than the 8 columns shown
+    fig = plots.plot_feature_maps(maps, image)
+    assert_labelled(fig)
+    grid = panels(fig, len(maps), 1 + 8)  # the input image, then 8 channels per branch
+    np.testing.assert_allclose(shown(grid[0, 0]), rgb(image), atol=1e-6)
+    assert not any(ax.get_images() for ax in grid[1:, 0])
+    top = max(float(tensor[0, :8].max()) for tensor in maps.values())
+    for row, (branch, tensor) in enumerate(maps.items()):
+        assert [t.get_text() for t in grid[row, 1].texts] == [f"{BRANCH_LABELS[branch]} branch"]
+        for k, ax in enumerate(grid[row, 1:]):
+            if k >= tensor.shape[1]:
+                assert not ax.get_images()  # a branch with fewer channels leaves its cell blank
+                continue
+            np.testing.assert_allclose(shown(ax), tensor[0, k].detach().numpy(), rtol=1e-6)
+            assert ax.get_images()[0].get_clim() == pytest.approx((0, top))
+
+
+def test_filter_panels_are_the_first_layer_kernels(tiny_run):
+    _, model, _ = tiny_run
+    filters = first_layer_filters(model)
+    assert len(filters) == model.stem.conv1.conv.out_channels
+    fig = plots.plot_filters(filters)
+    assert_labelled(fig)
+    drawn = [ax for ax in fig.axes if ax.get_images()]
+    assert len(drawn) == len(filters)
+    for k, (ax, kernel) in enumerate(zip(drawn, filters, strict=True)):
+        np.testing.assert_allclose(shown(ax), rgb(kernel), atol=1e-6)
+        assert ax.get_title() == f"#{k}"
+    assert fig.get_suptitle().startswith(f"The {len(filters)} first-layer filters (3x3 weights")
+
+
+def test_grad_cam_overlays_each_heat_map_on_its_own_image(tiny_run):
+    _, model, data = tiny_run
+    images = data.test_images[:2]
+    heatmaps = grad_cam(model, (images.float() - 128) / 64, model.inception5b)
+    assert not torch.equal(heatmaps[0], heatmaps[1])  # so swapped maps would fail
+    fig = plots.plot_grad_cam(images, heatmaps, ["a", "b"])
+    assert_labelled(fig)
+    grid = panels(fig, 2, 2)  # images on top, their Grad-CAM below
+    for k in range(2):
+        np.testing.assert_allclose(shown(grid[0, k]), rgb(images[k]), atol=1e-6)
+        assert grid[0, k].get_title() == "ab"[k]
+        below, heat = grid[1, k].get_images()
+        np.testing.assert_allclose(np.asarray(below.get_array()), rgb(images[k]), atol=1e-6)
+        np.testing.assert_allclose(np.asarray(heat.get_array()), heatmaps[k].numpy())
+        assert heat.get_clim() == (0, 1) and heat.get_alpha() == 0.5
+
+
+def test_branch_share_bars_stack_each_branchs_share_of_channels_and_macs(tiny_run):
+    _, model, _ = tiny_run
+    rows = branch_shares(model, 32)
+    fig = plots.plot_branch_shares(rows)
+    assert_labelled(fig)
+    modules = [row["module"] for row in rows]
+    for ax, quantity in zip(fig.axes, ("channels", "MACs"), strict=True):
+        values = np.array([[row[f"{b} {quantity}"] for b in BRANCH_LABELS.values()] for row in rows])
+        shares = values / values.sum(axis=1, keepdims=True)  # modules x branches
+        assert len(ax.containers) == len(BRANCH_LABELS)
+        for j, (bars, branch) in enumerate(zip(ax.containers, BRANCH_LABELS.values(), strict=True)):
+            assert bars.get_label() == branch
+            assert heights(bars) == pytest.approx(shares[:, j])
+            assert [bar.get_y() for bar in bars] == pytest.approx(shares[:, :j].sum(axis=1))  # stacked
+        assert tick_texts(ax.get_xticklabels()) == modules
+    # 3a at width 1/16: 4 + 8 + 2 + 2 channels, so the 1x1 branch carries a quarter of them
+    assert fig.axes[0].containers[0][0].get_height() == pytest.approx(4 / 16)
+
+
+def test_the_image_grid_shows_the_first_images_of_each_class_in_its_row(synthetic):
+    data = synthetic
+    fig = plots.plot_image_grid(data.train_images, data.train_labels, data.classes, per_class=3)
+    assert_labelled(fig)
+    assert sum(bool(ax.get_images()) for ax in fig.axes) == len(data.classes) * 3
+    grid = panels(fig, len(data.classes), 3)
+    for row, name in enumerate(data.classes):
+        assert grid[row, 0].get_title(loc="left") == name
+        members = torch.nonzero(data.train_labels == row).flatten()[:3]
+        for ax, index in zip(grid[row], members.tolist(), strict=True):
+            np.testing.assert_allclose(shown(ax), rgb(data.train_images[index]), atol=1e-6)
+
+
+def test_class_count_bars_are_each_splits_distance_from_an_equal_share(synthetic):
+    train = torch.bincount(synthetic.train_labels).tolist()
+    skewed = [30 + 2 * k for k in range(10)]  # 390 images: class 0 has 7.69%, class 9 12.31%
+    fig = plots.plot_class_counts({"train": train, "skewed": skewed}, synthetic.classes)
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    train_bars, skewed_bars = ax.containers
+    assert heights(train_bars) == pytest.approx([0.0] * 10)  # 60 of each: an equal share, not a count
+    expected = [100 * n / 390 - 10 for n in skewed]  # percentage points from 10%
+    assert heights(skewed_bars) == pytest.approx(expected)
+    assert list(ax.lines[1].get_ydata()) == pytest.approx(expected)  # the dots that show a zero too
+    assert centres(train_bars) == pytest.approx(np.arange(10) - 0.2)
+    assert ax.get_legend_handles_labels()[1] == ["train: largest 0.00 pp", "skewed: largest 2.31 pp"]
+    assert tick_texts(ax.get_xticklabels()) == synthetic.classes
+
+
+def test_augmentation_rows_show_each_original_then_its_augmented_versions(synthetic):
+    originals = synthetic.test_images[:2]
+    shifted = random_crop_flip(originals, torch.tensor([[0, 0], [8, 8]]), torch.tensor([False, False]))
+    flipped = random_crop_flip(originals, torch.tensor([[4, 4], [4, 4]]), torch.tensor([True, True]))
+    assert not torch.equal(shifted, originals) and not torch.equal(flipped, originals)
+    fig = plots.plot_augmentations(originals, [shifted, flipped], ["shifted", "flipped"])
+    assert_labelled(fig)
+    grid = panels(fig, 2, 3)
+    for row in range(2):
+        for ax, batch in zip(grid[row], (originals, shifted, flipped), strict=True):
+            np.testing.assert_allclose(shown(ax), rgb(batch[row]), atol=1e-6)
+    assert [ax.get_title() for ax in grid[0]] == ["original", "shifted", "flipped"]
+
+
+def test_the_reduced_inception_module_prints_the_channel_table():
+    assert INCEPTION_TABLE["3a"] == (192, 64, 96, 128, 16, 32, 32)
+    fig = plots.draw_inception_module(reduced=True, channels=INCEPTION_TABLE["3a"])
+    assert_labelled(fig)
+    (ax,) = fig.axes
+    assert sorted(t.get_text() for t in ax.texts) == sorted(
+        [
+            "previous layer\n(192)",
+            "1x1 conv\n(64)",
+            "1x1 conv, reduce\n(96)",
+            "3x3 conv\n(128)",
+            "1x1 conv, reduce\n(16)",
+            "5x5 conv\n(32)",
+            "3x3 max pool\n(192)",  # pooling keeps the input's channels
+            "1x1 conv, projection\n(32)",
+            "filter concatenation\n(256)",  # 64 + 128 + 32 + 32
+        ]
+    )
+    assert len(ax.patches) == 9 + 11  # 9 boxes; arrows: 2 up the 1x1 column, 3 up each other
+
+
+def test_the_naive_inception_module_has_no_reductions():
+    fig = plots.draw_inception_module(reduced=False)
+    assert_labelled(fig)
+    (ax,) = fig.axes
+    names = ["previous layer", "1x1 conv", "3x3 conv", "5x5 conv", "3x3 max pool", "filter concatenation"]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(names)  # no channel numbers when none given
+    wide = plots.draw_inception_module(reduced=False, channels=INCEPTION_TABLE["3a"])
+    assert "filter concatenation\n(416)" in [t.get_text() for t in wide.axes[0].texts]  # 64 + 128 + 32 + 192
+
+
+def test_cost_bars_are_the_given_values_in_the_given_unit():
+    naive, reduced = [1.5, 2.5], [0.4, 0.6]  # already in millions: the function draws values as given
+    fig = plots.plot_cost_comparison(["3a", "3b"], naive, reduced, "parameters", "millions")
+    assert_labelled(fig)
+    ax = fig.axes[0]
+    naive_bars, reduced_bars = ax.containers
+    assert heights(naive_bars) == naive and heights(reduced_bars) == reduced
+    assert centres(naive_bars) == pytest.approx([-0.2, 0.8]) and centres(reduced_bars) == pytest.approx(
+        [0.2, 1.2]
+    )
+    assert ax.get_legend_handles_labels()[1] == ["naive", "with 1x1 reductions"]
+    assert tick_texts(ax.get_xticklabels()) == ["3a", "3b"] and ax.get_ylabel() == "parameters (millions)"
+    assert ax.get_ylim()[1] == pytest.approx(1.25 * 2.5)
 
 
 def test_plots_never_call_show(monkeypatch, tiny_run):
