@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from torch import nn
 
 from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, make_synthetic_cifar10
@@ -79,8 +80,11 @@ def finished_run(synthetic, tmp_path_factory):
 
 
 def assert_labelled(fig: Figure) -> None:
-    """Plots label both axes (colour bars at least one); image panels sit under a title."""
+    """Plots label both axes (colour bars at least one); image panels sit under a title; every text
+    a reader sees is at least 9 pt."""
     assert isinstance(fig, Figure)
+    small = [t.get_text() for t in fig.findobj(Text) if t.get_text().strip() and t.get_fontsize() < 9]
+    assert not small, f"text under 9 pt: {small[:5]}"
     for ax in fig.axes:
         if not ax.axison:
             assert fig.get_suptitle() or ax.get_title(), "an image panel with no title anywhere"

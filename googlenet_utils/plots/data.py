@@ -23,7 +23,7 @@ def plot_image_grid(
             ax = axes[row, col]
             ax.imshow(_image(images[index]))
             if col == 0:
-                ax.set_title(name, fontsize=8, loc="left")
+                ax.set_title(name, fontsize=9, loc="left")
     fig.suptitle(title or f"{per_class} images per class")
     fig.tight_layout()
     return fig
@@ -66,7 +66,7 @@ def plot_class_counts(
     ax.set_xlabel("class")
     ax.set_ylabel(f"share minus {equal:g}% (percentage points)")
     ax.set_title(f"Distance of each class's share from an equal {equal:g}%")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, title="split", title_fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, title="split", title_fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -87,7 +87,7 @@ def plot_channel_histograms(images: Tensor, title: str = "") -> Figure:
     ax.set_xlabel("pixel value (0-255, bins of 4)")
     ax.set_ylabel("share of pixels (%)")
     ax.set_title(title or f"Pixel values per colour channel ({len(images):,} images)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -100,11 +100,11 @@ def plot_augmentations(
     fig, axes = _grid(len(originals) * columns, columns, size=1.4)
     for row in range(len(originals)):
         axes[row, 0].imshow(_image(originals[row]))
-        axes[row, 0].set_title("original" if row == 0 else "", fontsize=8)
+        axes[row, 0].set_title("original" if row == 0 else "", fontsize=9)
         for col, batch in enumerate(augmented, start=1):
             axes[row, col].imshow(_image(batch[row]))
             if row == 0:
-                axes[row, col].set_title(titles[col - 1] if titles else f"augmented {col}", fontsize=8)
+                axes[row, col].set_title(titles[col - 1] if titles else f"augmented {col}", fontsize=9)
     fig.suptitle(title or "Random crop (4-pixel reflect padding) and horizontal flip")
     fig.tight_layout()
     return fig

@@ -71,7 +71,7 @@ def plot_design_choice(
             plain = FuncFormatter(lambda value, _: f"{value:g}")  # 20, not 2 x 10^1
             cost_ax.xaxis.set_major_formatter(plain)
             cost_ax.xaxis.set_minor_formatter(plain)
-        cost_ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="variant (seeds)")
+        cost_ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), title="variant (seeds)")
     cost_ax.set_xlabel("multiply-adds per 32x32 image, inference (millions)")
     cost_ax.set_ylabel("test accuracy (%)")
     cost_ax.set_title("accuracy against cost (bars: 95% t interval; dots: seeds)", fontsize=10)
@@ -81,7 +81,7 @@ def plot_design_choice(
     diff_ax.axvline(0, color="black", lw=0.8)
     for row, comparison in zip(rows, comparisons, strict=True):
         if not comparison.differences:
-            diff_ax.text(0, row, " not measured yet", va="center", ha="left", fontsize=8, color="tab:gray")
+            diff_ax.text(0, row, " not measured yet", va="center", ha="left", fontsize=9, color="tab:gray")
             continue
         interval, colour = comparison.interval, _colour(comparison.variant)
         diff_ax.errorbar([interval.mean], [row], xerr=_bar(interval.mean, interval.low, interval.high),

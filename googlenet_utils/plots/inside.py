@@ -35,11 +35,11 @@ def plot_feature_maps(maps: dict[str, Tensor], image: Tensor | None = None, chan
                 continue
             picture = ax.imshow(tensor[k].numpy(), cmap="viridis", vmin=0, vmax=top)
             if row == 0:
-                ax.set_title(f"channel {k}", fontsize=8)
+                ax.set_title(f"channel {k}", fontsize=9)
         _row_label(axes[row, offset], f"{BRANCH_LABELS.get(branch, branch)} branch")
     if image is not None:
         axes[0, 0].imshow(_image(image))
-        axes[0, 0].set_title("input image", fontsize=8)
+        axes[0, 0].set_title("input image", fontsize=9)
     if picture is not None:
         colourbar = fig.colorbar(picture, ax=axes, shrink=0.8)
         colourbar.set_label("activation after ReLU (one scale for all maps)")
@@ -226,10 +226,10 @@ def plot_filter_structure(measures: dict[str, dict[str, Tensor]], chance: dict[s
                     color=f"C{row}")  # fmt: skip
             if len(values):
                 ax.plot([values.mean()] * 2, [row - 0.32, row + 0.32], color="black", linewidth=2.5)
-                ax.annotate(f"mean {values.mean():.2f}", (values.mean(), row + 0.34), ha="center", fontsize=8)
+                ax.annotate(f"mean {values.mean():.2f}", (values.mean(), row + 0.34), ha="center", fontsize=9)
         ax.axvline(chance[quantity], color="grey", linestyle="--", linewidth=1)
         ax.annotate(f"random weights: {chance[quantity]:.2f} on average", (chance[quantity], -0.55),
-                    xytext=(4, 0), textcoords="offset points", fontsize=7, color="dimgrey")  # fmt: skip
+                    xytext=(4, 0), textcoords="offset points", fontsize=9, color="dimgrey")  # fmt: skip
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.65, len(measures) - 0.3)
         ax.set_yticks(range(len(measures)), list(measures))

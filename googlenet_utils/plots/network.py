@@ -193,7 +193,7 @@ def draw_network(model: nn.Module, input_size: int = 32) -> Figure:
         ax.text(inner_left, line, name, ha="left", va="center", fontsize=9, weight="bold")
         ax.text(inner_right, line, size, ha="right", va="center", fontsize=9, family="monospace")
         if detail:
-            ax.text(inner_left, centre - 0.2, detail, ha="left", va="center", fontsize=8)
+            ax.text(inner_left, centre - 0.2, detail, ha="left", va="center", fontsize=9)
         if previous_bottom is not None:
             ax.add_patch(
                 FancyArrowPatch(
@@ -224,7 +224,7 @@ def draw_network(model: nn.Module, input_size: int = 32) -> Figure:
         title = f"{head} (training only)"
         ax.text(left, y_top - 0.3, title, ha="left", va="center", fontsize=9, weight="bold")
         for k, line in enumerate(lines):
-            ax.text(left, y_top - 0.62 - 0.3 * k, line, ha="left", va="center", fontsize=8)
+            ax.text(left, y_top - 0.62 - 0.3 * k, line, ha="left", va="center", fontsize=9)
         # The head reads the module's output: branch off below the box, into the head's side.
         below = centres[after] - heights[after] / 2 - gap / 2
         ax.add_patch(

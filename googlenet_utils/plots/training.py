@@ -151,7 +151,7 @@ def plot_learning_curves(
             shown = "recorded at the end of each epoch" + ("" if thin == 1 else f" (every {thin}th shown)")
             lr_ax.plot(*dots, "o", color="black", markersize=3, label=shown)
         lr_ax.set_title("Learning rate", fontsize=10)
-        lr_ax.legend(loc="upper right", fontsize=8)
+        lr_ax.legend(loc="upper right", fontsize=9)
         right = max(settings["epochs"], len(history))
     else:
         if recorded is not None:
@@ -167,8 +167,8 @@ def plot_learning_curves(
         ax.grid(alpha=0.3)
     for ax in (loss_ax, acc_ax):
         _shade_low_resolution(ax, history)
-    loss_ax.legend(fontsize=8)
-    acc_ax.legend(fontsize=8)
+    loss_ax.legend(fontsize=9)
+    acc_ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -206,7 +206,7 @@ def plot_head_accuracies(accuracies: dict[str, float], chance: float | None = No
     ax.bar_label(bars, labels=[f"{v:.2%}" for v in values], padding=3, fontsize=9)
     if chance is not None:
         ax.axvline(chance, color="black", linestyle="--", linewidth=1, label=f"guessing ({chance:.0%})")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right", fontsize=9)
     ticks = np.linspace(0, 1, 6)
     ax.set_xlim(0, 1.13)  # the axis starts at 0, so bar lengths compare; room for the labels
     ax.set_xticks(ticks, [f"{tick:.0%}" for tick in ticks])
@@ -228,7 +228,7 @@ def plot_confusion(confusion: Tensor, classes: Sequence[str], normalised: bool =
             continue  # empty cells stay blank, so the mistakes that do occur stand out
         text = f"{value:.0%}" if normalised else f"{int(value):,}"
         colour = "white" if value > values.max() / 2 else "black"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted class")
@@ -255,7 +255,7 @@ def plot_precision_recall(precision: Tensor, recall: Tensor, classes: Sequence[s
         bars = ax.bar(positions + offset, values.numpy(), 0.4, label=label)
         for position in positions[values.numpy() == 0]:  # a bar of height 0 would look like a missing one
             ax.annotate("0", (position + offset, 0), xytext=(0, 2), textcoords="offset points", ha="center",
-                        fontsize=8, color=bars.patches[0].get_facecolor())  # fmt: skip
+                        fontsize=9, color=bars.patches[0].get_facecolor())  # fmt: skip
     ticks = np.linspace(0, 1, 6)
     ax.set_ylim(0, 1)
     ax.set_yticks(ticks, [f"{tick:.0%}" for tick in ticks])
@@ -263,7 +263,7 @@ def plot_precision_recall(precision: Tensor, recall: Tensor, classes: Sequence[s
     ax.set_xlabel("class")
     ax.set_ylabel("share of images")
     ax.set_title("Per-class precision and recall (test set)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -300,7 +300,7 @@ def plot_mistakes(
         ax.axis("off")
     for ax, (index, true, predicted, confidence) in zip(axes.flat, mistakes, strict=False):
         ax.imshow(_image(images[index]))
-        ax.set_title(f"{classes[true]}\n→ {classes[predicted]} ({confidence:.0%})", fontsize=8)
+        ax.set_title(f"{classes[true]}\n→ {classes[predicted]} ({confidence:.0%})", fontsize=9)
     if not mistakes:
         axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center", transform=axes.flat[0].transAxes)
     fig.suptitle("Most confident mistakes: true class → predicted class (confidence)")
