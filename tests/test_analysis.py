@@ -384,7 +384,7 @@ def test_the_reliability_diagram_draws_each_bins_accuracy_and_count(scores):
     assert heights(count_ax.patches) == bins.counts.tolist()
     (diagonal,) = ax.lines
     assert list(diagonal.get_xdata()) == list(diagonal.get_ydata()) == [0, 1]
-    assert f"ECE = {bins.ece:.3f}" in ax.get_title()
+    assert f"ECE = {bins.ece:.3f} ({len(used)} bins, {int(used.sum())} with images)" in ax.get_title()
 
 
 def test_the_mistake_gallery_shows_each_mistake_with_its_true_and_predicted_class(tiny_run, scores):
@@ -437,6 +437,10 @@ def test_feature_maps_are_each_branchs_first_channels_on_one_scale(tiny_run):
                 continue
             np.testing.assert_allclose(shown(ax), tensor[0, k].detach().numpy(), rtol=1e-6)
             assert ax.get_images()[0].get_clim() == pytest.approx((0, top))
+    for k in range(8):  # every column drawn is headed once, on its top map
+        headed = [ax.get_title() for ax in grid[:, k + 1] if ax.get_title()]
+        assert headed == ([f"channel {k}"] if k < max(widths) else [])
+    assert fig.get_suptitle().startswith(f"Up to the first {min(8, max(widths))} channels of each branch")
 
 
 def test_filter_panels_are_the_first_layer_kernels(tiny_run):

@@ -27,15 +27,16 @@ def plot_feature_maps(maps: dict[str, Tensor], image: Tensor | None = None, chan
     axes = fig.subplots(len(shown), columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    picture = None
+    picture, titled = None, set()
     for row, (branch, tensor) in enumerate(shown.items()):
         for k in range(channels):
             ax = axes[row, k + offset]
             if k >= len(tensor):
                 continue
             picture = ax.imshow(tensor[k].numpy(), cmap="viridis", vmin=0, vmax=top)
-            if row == 0:
+            if k not in titled:  # each column's heading sits on its top map (branches differ in width)
                 ax.set_title(f"channel {k}", fontsize=9)
+                titled.add(k)
         _row_label(axes[row, offset], f"{BRANCH_LABELS.get(branch, branch)} branch")
     if image is not None:
         axes[0, 0].imshow(_image(image))
@@ -43,7 +44,8 @@ def plot_feature_maps(maps: dict[str, Tensor], image: Tensor | None = None, chan
     if picture is not None:
         colourbar = fig.colorbar(picture, ax=axes, shrink=0.8)
         colourbar.set_label("activation after ReLU (one scale for all maps)")
-    fig.suptitle(f"The first {channels} channels of each branch (brighter = stronger activation)")
+    most = max(len(tensor) for tensor in shown.values())  # a branch may have fewer than asked for
+    fig.suptitle(f"Up to the first {most} channels of each branch (brighter = stronger activation)")
     return fig
 
 
