@@ -23,7 +23,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,149 +30,23 @@ import torch
 from torch import nn
 
 from .cifar10 import CIFAR10Data, load_cifar10, split_fingerprint
-from .design import VARIANTS, Variant, choice_variants
 from .devices import pick_device
-from .errors import ConfigError, UserError
+from .errors import UserError
 from .model import GoogLeNet, ModelConfig
 from .paths import display_path
 from .provenance import ENVIRONMENT, write_environment
-from .recipe import Recipe, TrainConfig
+from .recipe import TrainConfig
 from .resume import OPERATIONAL
 from .run_record import RunRecord
 from .rundir import CONFIG, HISTORY, METRICS, RunDir
 from .runspec import describe_run
+from .sweep_plans import SWEEPS, RunDescription, Sweep
 from .synthetic import make_synthetic_cifar10
 from .trainer import NonFiniteLossError, fit
 
 SHIPPED_FILES = (CONFIG, HISTORY, METRICS)  # what a sweep commits per run: no weights, no predictions
 LENGTH_FIELDS = ("epochs", "resolutions", "warmup_epochs")  # what a time budget chooses (BudgetChoice.apply)
 GUARD = 1.3  # a budgeted sweep's wall-clock guard per run: a later variant may run this much slower
-
-
-@dataclass(frozen=True)
-class RunDescription:
-    """One run of a sweep: a variant's settings and a seed."""
-
-    variant: str
-    model: dict[str, Any]  # ModelConfig fields that differ from the course's network
-    train: dict[str, Any]  # TrainConfig fields that differ from the sweep's recipe
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.variant}-seed{self.seed}"
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A named list of runs: every variant with every seed, on one recipe, width and data subset."""
-
-    name: str
-    summary: str
-    recipe: Recipe
-    variants: tuple[Variant, ...]
-    seeds: tuple[int, ...] = (0, 1, 2)
-    synthetic: bool = False  # True: the synthetic stand-in (n_train, n_test below); else CIFAR-10
-    synthetic_size: tuple[int, int] = (1000, 500)
-    fuse_1x1: bool = False  # run each module's three input 1x1 convolutions as one
-    threads: int | None = None  # CPU threads for the sweep's runs (None: PyTorch's default)
-    # Seconds a run may take, compiling included: the first run's time budget chooses the length
-    # (epochs, resolutions, warm-up) and every later run trains that same length, so runs stay paired.
-    run_budget: float | None = None
-
-    def variant(self, name: str) -> Variant:
-        known = {v.name: v for v in self.variants}
-        if name not in known:
-            raise ConfigError(f"sweep {self.name!r} has no variant {name!r}; it has {', '.join(known)}")
-        return known[name]
-
-    def runs(
-        self, seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None
-    ) -> list[RunDescription]:
-        """The plan, seed by seed: all variants of seed 0 first, so an early stop leaves whole pairs."""
-        chosen = self.variants if variants is None else tuple(self.variant(n) for n in variants)
-        return [
-            RunDescription(v.name, dict(v.model), dict(v.train), seed)
-            for seed in (self.seeds if seeds is None else seeds)
-            for v in chosen
-        ]
-
-
-# Sized for about 2 hours for all 36 runs on the 2-core build machine, run alone: the cpu recipe's
-# measured step speeds (width 0.125, batch 128: 653 images/s at 16 px, 167 at 32 px) give 6 x 8,960
-# images at 16 px plus 8,960 at 32 px = 136 s of training, and the validation and test passes (6,000
-# images at 32 px, about 280 images/s) about 21 s, so about 160 s a run. Per-step CPU time measured
-# for every variant (one thread, on a busy machine: rough) puts the naive module at 1.6x the
-# baseline and the others within 1.0-1.3x: 36 runs, about 13 baseline runs' time per seed, 105 min.
-ABLATION = Recipe(
-    "ablation",
-    "notebook 06's budget: an eighth-width GoogLeNet, 7 epochs (the first 6 at 16 px) on 10,000 images",
-    changes={
-        "epochs": 7,
-        "resolutions": "16:6",  # a 16 px step costs about a quarter of a 32 px one on this CPU
-        "batch_size": 128,
-        "lr": 0.1,  # 0.1 per 128 images, as the cpu recipe
-        "warmup_epochs": 1.0,
-        "val_size": 1000,
-        "val_every": 7,  # validate once, after the last epoch: the linear decay ends there
-        "tta": "none",  # half the test time; every variant is tested the same way
-        "eval_batch_size": 500,
-    },
-    width=0.125,
-    subset=(10_000, 5_000),  # 9,000 training + 1,000 validation images; all 5,000 test images
-)
-SMOKE = Recipe(
-    "sweep-smoke",
-    "seconds: a sixteenth-width GoogLeNet, 2 epochs (one at 16 px) on 256 synthetic images",
-    changes={
-        "epochs": 2,
-        "resolutions": "16:1",
-        "batch_size": 64,
-        "lr": 0.05,
-        "warmup_epochs": 0.5,
-        "val_size": 64,
-        "val_every": 2,
-        "tta": "none",
-        "eval_batch_size": 256,
-    },
-    width=0.0625,
-    subset=(256, 128),
-)
-# The GPU window's pairs: the network at full width on all 50,000 training images, the fast recipe
-# without compiling (each variant would compile its own graphs: about a minute of a run's share)
-# and validated once, after the last epoch. The length is whatever the first run's budget allows.
-GPU_PAIRS = Recipe(
-    "gpu-pairs",
-    "full width on a GPU: the fast recipe, eager, as many epochs as a 60-second share allows",
-    changes={
-        "compile": False,
-        "val_every": 10_000,  # validate after the last epoch only: the linear decay ends there
-        "val_size": 1000,
-        "tta": "flip",  # two views: a fifth of flip+translate's test time
-    },
-)
-_ALL = tuple(VARIANTS[name] for name in choice_variants())
-# One alternative of most choices, so that every code path of notebook 06 runs (two seeds: intervals).
-_SMOKE_VARIANTS = tuple(VARIANTS[name] for name in ("baseline", "aux-0", "lrn", "3x3x2", "naive", "fc-head"))
-SWEEPS: dict[str, Sweep] = {
-    "ablation": Sweep("ablation", "the design choices of notebook 06 on the CIFAR-10 mirror", ABLATION, _ALL),
-    # The question a 1/8-width CPU network answers least well: do the auxiliary heads help at full
-    # width, without batch norm (the paper's case, first: a deadline cuts the last pair) and with it?
-    # Four runs of 60 s: within 6 minutes with the data.
-    "gpu-pairs": Sweep(
-        "gpu-pairs",
-        "the auxiliary heads at full width on a GPU, without and with batch norm, one seed",
-        GPU_PAIRS,
-        tuple(VARIANTS[name] for name in ("lrn", "lrn-aux-0", "baseline", "aux-0")),
-        seeds=(0,),
-        run_budget=60.0,
-    ),
-    # One thread: layers of 4 to 24 channels. Measured on the 2-core machine while other jobs ran, a
-    # smoke run took 8.5 s of CPU time with one thread and 52 s with two (their synchronisation).
-    "smoke": Sweep(
-        "smoke", "six variants in seconds on synthetic data", SMOKE, _SMOKE_VARIANTS, (0, 1), True, threads=1
-    ),  # fmt: skip
-}
 
 
 # --------------------------------------------------------------------------- one run
