@@ -1,6 +1,9 @@
 """Shared fixtures: a synthetic dataset, a tiny GoogLeNet and its recipe, and one finished tiny run."""
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,45 @@ def tiny_config(run_dir: Path, **changes) -> TrainConfig:
     settings = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 100}
     settings.update(eval_batch_size=256, tta="flip", run_dir=str(run_dir), progress=False, **changes)
     return TrainConfig(**settings)
+
+
+def quick_config(run_dir, **changes) -> TrainConfig:
+    """Two steps of 64 images an epoch on the ``small`` set; validation and test one batch of 64 each."""
+    settings = {"epochs": 2, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 64}
+    settings.update(eval_batch_size=64, tta="flip", run_dir=str(run_dir), progress=False)
+    return TrainConfig(**{**settings, **changes})
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a busy 2-core machine two spin against each other and run 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``): one torch thread."""
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """192 training and 64 test images of the synthetic set: ``quick_config``'s two steps an epoch."""
+    root = tmp_path_factory.mktemp("small")
+    make_synthetic_cifar10(root, n_train=192, n_test=64, seed=0)
+    return load_cifar10(root, verify=False)
+
+
+def smaller(smoke):
+    """Three steps an epoch on a sixteenth-width network, evaluation in batches of 128."""
+    changes = {**smoke.changes, "eval_batch_size": 128}
+    return replace(smoke, subset=(320, 128), width=0.0625, changes=changes)
 
 
 def tiny_model(seed: int = 0, **changes) -> GoogLeNet:

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, comparable, stop_after, tiny_model
+from conftest import ROOT, comparable, quick_config, stop_after, tiny_model
 from PIL import Image
-from test_time_budget import one_torch_thread, quick_config
 
 from googlenet_utils import (
     load_checkpoint,
@@ -36,17 +35,7 @@ from googlenet_utils.trainer import Trainer, fit
 MIRROR_TOOL = ROOT.parent / "shared" / "tools" / "cifar10_mirror.py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    make_synthetic_cifar10(root, n_train=192, n_test=64, seed=0)
-    return load_cifar10(root, verify=False)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def graphs_compiled() -> int:

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import torch
-from test_time_budget import one_torch_thread, smaller
+from conftest import one_torch_thread, smaller
 
 from googlenet_utils import (
     gpu_report,

@@ -11,16 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import comparable, stop_after, tiny_model
+from conftest import comparable, quick_config, smaller, stop_after, tiny_model
 
-from googlenet_utils import gpu_report, load_cifar10, load_run, make_synthetic_cifar10
+from googlenet_utils import gpu_report, load_run
 from googlenet_utils.budget import Costs
 from googlenet_utils.recipe import TrainConfig
 from googlenet_utils.trainer import Trainer, fit
@@ -28,35 +25,7 @@ from googlenet_utils.trainer import Trainer, fit
 STEPS = 2  # training steps per epoch of quick_config on the small set
 
 
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a busy 2-core machine two spin against each other and run 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    make_synthetic_cifar10(root, n_train=192, n_test=64, seed=0)
-    return load_cifar10(root, verify=False)
-
-
-def quick_config(run_dir, **changes) -> TrainConfig:
-    """Two steps of 64 images an epoch; validation and test one batch of 64 each."""
-    settings = {"epochs": 2, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 64}
-    settings.update(eval_batch_size=64, tta="flip", run_dir=str(run_dir), progress=False)
-    return TrainConfig(**{**settings, **changes})
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def known_costs(epoch_seconds: float, validation: float = 1.0, test: float = 1.0) -> Costs:
@@ -136,12 +105,6 @@ def smaller_smoke(monkeypatch):
     monkeypatch.setitem(gpu_report.RECIPES, "smoke", smaller(gpu_report.RECIPES["smoke"]))
 
 
-def smaller(smoke):
-    """Three steps an epoch on a sixteenth-width network, evaluation in batches of 128."""
-    changes = {**smoke.changes, "eval_batch_size": 128}
-    return replace(smoke, subset=(320, 128), width=0.0625, changes=changes)
-
-
 @pytest.mark.slow
 def test_a_report_with_a_budget_of_seconds_stops_in_time_with_its_files(smaller_smoke, tmp_path):
     out = tmp_path / "out"
@@ -166,7 +129,7 @@ def test_a_report_with_a_budget_of_seconds_stops_in_time_with_its_files(smaller_
 KILLED = """
 import sys
 from googlenet_utils import gpu_report
-from test_time_budget import smaller
+from conftest import smaller
 gpu_report.RECIPES["smoke"] = smaller(gpu_report.RECIPES["smoke"])
 gpu_report.main(["run", "--smoke", "--out", sys.argv[1], "--epochs", "200", "--budget", "3000"])
 """
