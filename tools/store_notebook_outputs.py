@@ -94,10 +94,8 @@ def _sweep_label(device: str) -> tuple[str, str]:
     runs = read_sweep(SWEEP)
     if not runs:
         raise SystemExit(f"{SWEEP.relative_to(ROOT)} holds no finished run: run the sweep first")
-    trained = "; ".join(sorted({run.device for run in runs}))
-    return "; ".join(
-        sorted({run.source for run in runs})
-    ), f"{device}; runs: the shipped sweep, trained on {trained}"
+    # The machines that trained the runs: the notebook prints them; the label stays one short line.
+    return "; ".join(sorted({run.source for run in runs})), f"{device}; runs: the shipped sweep"
 
 
 def _execute(notebook, path: Path, env: dict[str, str]) -> None:
@@ -113,6 +111,15 @@ def _execute(notebook, path: Path, env: dict[str, str]) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _settle(patience: float = 180.0) -> float:
+    """Wait, at most ``patience`` s, for the one-minute load average to fall below ``QUIET_LOAD`` (the
+    previous notebook's kernel counts in it for a minute after it ends); return the load then."""
+    waited = time.perf_counter()
+    while os.getloadavg()[0] >= QUIET_LOAD and time.perf_counter() - waited < patience:
+        time.sleep(5)
+    return os.getloadavg()[0]
 
 
 def record_time(name: str, mode: str, seconds: float, load: float) -> None:
@@ -199,7 +206,8 @@ def refresh(
         env, data, device = _real_environment(path, mirror)
     else:
         env, data, device = {"GOOGLENET_SMOKE": "1"}, "", ""
-    busy, start = os.getloadavg()[0], time.perf_counter()
+    busy = _settle()
+    start = time.perf_counter()
     _execute(notebook, path, env)
     record_time(path.name, "full" if real else "smoke", time.perf_counter() - start, busy)
     if time_only:
@@ -218,7 +226,7 @@ def refresh(
             kept += 1
         elif real and cell.outputs:
             own = declared_data(cell) or data  # a cell may compute on data of its own
-            short = own.split(":")[0]  # the full description is in the metadata
+            short = own.split(":")[0].split(" (")[0]  # the full description is in the metadata
             cell.source = f"{REAL_RUN} data: {short}; device: {device}\n{cell.source}"
             cell.metadata["real_run"] = {
                 "source_hash": body_hash(cell), "data": own, "device": device, "commit": _commit(),

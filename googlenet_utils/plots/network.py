@@ -160,14 +160,14 @@ def draw_network(model: nn.Module, input_size: int = 32) -> Figure:
     gap = 0.32
     total = sum(heights.values()) + gap * (len(rows) - 1)
 
-    right = 10.0 if heads else 5.85  # room for the auxiliary heads beside the main path
+    right = 10.3 if heads else 6.3  # room for the auxiliary heads beside the main path
     height_in = 0.5 * total + 1.1  # inches: 0.5 per unit of boxes, the rest for the three-line title
     fig = Figure(figsize=(0.9 * right, height_in))
     ax = fig.add_axes((0.01, 0.01, 0.98, (height_in - 1.0) / height_in))
     ax.set_xlim(0, right)
     ax.set_ylim(-0.1, total + 0.1)
     ax.axis("off")
-    x_main, w_main = 2.95, 5.5
+    x_main, w_main = 3.15, 5.9  # wide enough for the stem's line of detail at 9 pt
     centres: dict[str, float] = {}
     top = total
     previous_bottom: float | None = None
@@ -203,7 +203,7 @@ def draw_network(model: nn.Module, input_size: int = 32) -> Figure:
         previous_bottom = top - height
         top -= height + gap
 
-    x_aux, w_aux = 8.35, 3.1
+    x_aux, w_aux = 8.65, 3.1
     for head in heads:
         after = AUX_AFTER[head]
         y_top = centres[after] + heights[after] / 2
