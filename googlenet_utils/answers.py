@@ -9,16 +9,15 @@ whose answer is an explanation or a measurement of the learner's own run have no
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
-from .complexity import count_parameters, grouped_costs, layer_costs
-from .model import INCEPTION_TABLE, GoogLeNet, InceptionModule
+from .complexity import count_parameters, grouped_costs, layer_costs, total_macs
+from .learner_values import as_number
+from .model import INCEPTION_TABLE, GoogLeNet, InceptionModule, NaiveInceptionModule
 from .recipe import lr_factor
 
 NOT_ANSWERED = "not answered yet"
@@ -36,14 +35,13 @@ def _number_is(truth: Callable[[], float], relative: float = 0.0) -> Callable[[A
     """A judge of numbers: within ``relative`` of ``truth()`` (exact for counts)."""
 
     def judge(value: Any) -> str | None:
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()  # a 0-d tensor is a number too
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        number = as_number(value)
+        if number is None:
             return f"give a number, not {type(value).__name__}"
         right = truth()
-        if math.isclose(float(value), right, rel_tol=relative, abs_tol=1e-9):
+        if math.isclose(number, right, rel_tol=relative, abs_tol=1e-9):
             return None
-        return "too large" if value > right else "too small"
+        return "too large" if number > right else "too small"
 
     return judge
 
@@ -82,9 +80,9 @@ def _naive_stack(modules: int = 3, in_channels: int = 192) -> tuple[int, int]:
     _, c1, _, c3, _, c5, _ = INCEPTION_TABLE["3a"]
     channels, macs = in_channels, 0
     for _ in range(modules):
-        convs = [nn.Conv2d(channels, c, k, padding=k // 2) for k, c in ((1, c1), (3, c3), (5, c5))]
-        macs = sum(grouped_costs(layer_costs(conv, (1, channels, 28, 28)), [""])[""][1] for conv in convs)
-        channels += c1 + c3 + c5  # the pool branch passes its input through
+        module = NaiveInceptionModule(channels, c1, c3, c5)
+        macs = total_macs(module, (1, channels, 28, 28))
+        channels = module.out_channels  # the pool branch passes its input through
     return channels, macs
 
 
@@ -116,10 +114,9 @@ def _judge_cosine(schedule: Any) -> str | None:
             value = schedule(step, total, warmup)
         except Exception as error:  # noqa: BLE001 - the learner's own error, said in words
             return f"at step {step} your function raised {type(error).__name__}: {error}"
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
+        number = as_number(value)
         right = lr_factor(step, total_steps=total, warmup_steps=warmup, schedule="cosine")
-        if not isinstance(value, numbers.Real) or not math.isclose(value, right, abs_tol=1e-6):
+        if number is None or not math.isclose(number, right, abs_tol=1e-6):
             part = "warm-up" if step < warmup else "cosine decay"
             return f"at step {step} of {total} (the {part}, warmup_steps={warmup}) it gives {value!r}"
     return None

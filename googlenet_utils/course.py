@@ -31,7 +31,7 @@ from .devices import pick_device
 from .errors import ConfigError
 from .paths import display_path, project_root  # noqa: F401 - the notebooks import them from here
 from .recipe import RECIPES, Recipe, choose_recipe, run_name
-from .rundir import METRICS
+from .rundir import CONFIG, METRICS, RunDir
 from .runspec import RunSpec, describe_run
 from .synthetic import make_synthetic_cifar10
 
@@ -41,6 +41,9 @@ REFERENCE_RUNS = {
     run_name("cpu"): "reference-cpu-aux",
     run_name("cpu", aux_logits=False): "reference-cpu-no-aux",
 }
+# The longer CPU reference (tools/ship_reference_runs.py --long): what notebook 05 analyses while no
+# full-width GPU run is shipped, because it has learned more than the pair's narrow 30-minute run.
+LONG_REFERENCE = "reference-cpu-90min"
 
 
 @dataclass(frozen=True)
@@ -144,29 +147,78 @@ def course_run(
 
 @dataclass(frozen=True)
 class FoundRun:
-    """A finished run to analyse: where it is, and whether it is the learner's or a shipped reference."""
+    """A finished run to analyse: where it is, whether it is the learner's or a shipped reference,
+    and, for a reference, which one and why."""
 
     path: Path
     whose: str  # "yours" or "reference"
+    what: str = ""  # e.g. "the 90-minute CPU reference (no GPU run is shipped)"
 
     def describe(self) -> str:
-        owner = "your run" if self.whose == "yours" else "the reference run shipped with the course"
-        return f"{owner}: {display_path(self.path)}"
+        if self.whose == "yours":
+            return f"your run: {display_path(self.path)}"
+        return f"{self.what or 'the reference run shipped with the course'}: {display_path(self.path)}"
 
 
 def reference_run(name: str) -> Path:
-    """The shipped run that stands in for run ``name``: the same run if shipped, else the CPU run
-    with (or, for a ``-no-aux`` name, without) the auxiliary heads."""
+    """The shipped run of the reference pair that stands in for run ``name``: the same run if shipped,
+    else the CPU run with (or, for a ``-no-aux`` name, without) the auxiliary heads."""
     shipped = (
         REFERENCE_RUNS.get(name) or REFERENCE_RUNS[run_name("cpu", aux_logits=not name.endswith("-no-aux"))]
     )
     return project_root() / "results" / shipped
 
 
+def gpu_runs(results: Path) -> list[Path]:
+    """Shipped full-width runs with auxiliary heads trained on a GPU (``make gpu-publish``), by name."""
+    found = []
+    for config in sorted(results.glob(f"*/{CONFIG}")):
+        folder = RunDir(config.parent)
+        model = folder.read_config().get("model", {})
+        if model.get("width") != 1.0 or not model.get("aux_logits") or not folder.file(METRICS).is_file():
+            continue
+        if not folder.read_metrics().device.startswith("cpu"):
+            found.append(config.parent)
+    return found
+
+
+def analysed_reference(name: str) -> FoundRun:
+    """The shipped run notebook 05 analyses when the learner has no run ``name``.
+
+    With auxiliary heads: the first full-width GPU run if one is shipped, else the 90-minute CPU
+    reference if shipped, else the reference pair's run. Without them: the pair's run without heads.
+    """
+    results = project_root() / "results"
+    if not name.endswith("-no-aux"):
+        gpu = gpu_runs(results) if results.is_dir() else []
+        if gpu:
+            return FoundRun(
+                gpu[0], "reference", "the full-width GoogLeNet trained on a GPU, shipped with the course"
+            )
+        if (results / LONG_REFERENCE / METRICS).is_file():
+            return FoundRun(
+                results / LONG_REFERENCE, "reference",
+                "the 90-minute CPU reference shipped with the course (no GPU run is shipped yet)",
+            )  # fmt: skip
+    return FoundRun(reference_run(name), "reference", "the reference run shipped with the course")
+
+
+def reference_pair(name: str) -> list[Path]:
+    """The shipped runs with and without auxiliary heads that notebook 05 compares for run ``name``:
+    a full-width GPU run and its ``-no-aux`` twin when both are shipped, else the CPU reference pair."""
+    for gpu in gpu_runs(project_root() / "results"):
+        twin = gpu.with_name(f"{gpu.name}-no-aux")
+        if (twin / METRICS).is_file():
+            return [gpu, twin]
+    return [reference_run(name), reference_run(f"{name}-no-aux")]
+
+
 def find_run(settings: CourseSettings, name: str) -> tuple[FoundRun | None, list[Path]]:
-    """The learner's finished run ``name``, else its shipped reference run; and every place looked at."""
-    candidates = [(settings.run_dir / name, "yours"), (reference_run(name), "reference")]
-    for path, whose in candidates:
-        if (path / METRICS).is_file():
-            return FoundRun(path, whose), [p for p, _ in candidates]
-    return None, [p for p, _ in candidates]
+    """The learner's finished run ``name``, else the shipped run that stands in for it
+    (``analysed_reference``); and every place looked at."""
+    reference = analysed_reference(name)
+    candidates = [FoundRun(settings.run_dir / name, "yours"), reference]
+    for candidate in candidates:
+        if (candidate.path / METRICS).is_file():
+            return candidate, [c.path for c in candidates]
+    return None, [c.path for c in candidates]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .analysis import expected_calibration_error
+from .learner_values import as_number
 from .loader import channel_stats
-from .model import AuxClassifier, GoogLeNet, InceptionModule
+from .model import AuxClassifier, GoogLeNet, InceptionModule, NaiveInceptionModule
 from .recipe import lr_factor
 
 
@@ -70,13 +70,12 @@ def _fail(message: str) -> None:
 
 
 def _number(what: str, value: Any) -> float:
-    """``value`` as a float: a Python or NumPy number or a one-element tensor (a 0-d tensor is a number)."""
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return float(value.detach().cpu())
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    _fail(f"{what} returns {type(value).__name__} {value!r}; return a number (a float)")
-    raise AssertionError  # unreachable: _fail raises
+    """``value`` as a float (``learner_values.as_number``), or a clear failure naming ``what``."""
+    number = as_number(value)
+    if number is None:
+        _fail(f"{what} returns {type(value).__name__} {value!r}; return a number (a float)")
+        raise AssertionError  # unreachable: _fail raises
+    return number
 
 
 def _call(
@@ -107,11 +106,6 @@ def _layer(module: nn.Module, name: str) -> nn.Module | None:
 
 
 # --------------------------------------------------------------------------- notebook 01
-
-
-def naive_parameters(in_channels: int, c1: int, c3: int, c5: int) -> int:
-    """Weights and biases of the naive module (paper Figure 2a): 1x1, 3x3, 5x5 convs over all inputs."""
-    return sum(k * k * in_channels * c + c for k, c in ((1, c1), (3, c3), (5, c5)))
 
 
 def _naive_layout_mistake(module: nn.Module) -> str | None:
@@ -237,7 +231,7 @@ def check_naive_module(make: Callable[[int, int, int, int], nn.Module]) -> None:
         )
     if layout is not None:
         _fail(layout)
-    expected = naive_parameters(in_channels, c1, c3, c5)
+    expected = sum(p.numel() for p in NaiveInceptionModule(in_channels, c1, c3, c5).parameters())
     found = sum(p.numel() for p in module.parameters())
     if found != expected:
         _fail(

@@ -48,6 +48,7 @@ from .bench import peak_flops, train_flops_per_image
 from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .cifar10 import load_cifar10
 from .devices import pick_device
+from .generated_sections import has_section, markers, replace_section
 from .model import GoogLeNet
 from .provenance import write_environment
 from .recipe import MEASURED, RECIPES, Recipe
@@ -57,7 +58,8 @@ from .runspec import RunSpec, describe_run
 from .synthetic import make_synthetic_cifar10
 from .trainer import ProgressHook
 
-REPORT, TABLE_START, TABLE_END = "report.json", "<!-- gpu-report:start -->", "<!-- gpu-report:end -->"
+REPORT, TABLE = "report.json", "gpu-report"  # the README section (generated_sections) the table fills
+TABLE_START, TABLE_END = markers(TABLE)
 BENCH, PROGRESS = "bench.json", "progress.json"
 # The command's clock, from when make starts: done within 8 minutes, the guard under 10 (the kill).
 BUDGET_SECONDS, WALL_LIMIT_SECONDS = 450.0, 530.0
@@ -307,14 +309,11 @@ def publish(report_dir: Path, name: str, results: Path, readme: Path, measured: 
     if target.exists():
         raise SystemExit(f"error: {target} exists; choose another --name or remove it first")
     text = readme.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
+    if not has_section(text, TABLE):
         raise SystemExit(f"error: {readme} lacks the {TABLE_START} ... {TABLE_END} markers for the table")
     shutil.copytree(report_dir, target, ignore=shutil.ignore_patterns(".*.tmp"))  # a kill's half-writes
     (target / "README.md").write_text(_readme(report))
-    head, rest = text.split(TABLE_START, 1)
-    readme.write_text(
-        head + TABLE_START + "\n" + report_table(results) + "\n" + TABLE_END + rest.split(TABLE_END, 1)[1]
-    )
+    readme.write_text(replace_section(text, TABLE, report_table(results)))
     record_measurement(report["recipe"] if report["aux_heads"] else None, report, measured)
     return target
 

@@ -263,6 +263,25 @@ class InceptionModule(nn.Module):
         return torch.cat([out1, out3, out5, self.branch_pool(x)], dim=1)
 
 
+class NaiveInceptionModule(nn.Module):
+    """The paper's naive module (Fig. 2a), kept to count what the reductions save: 1x1, 3x3 and 5x5
+    convolutions over every input channel, each with a ReLU, and a 3x3 max-pool whose output passes
+    through, so the width grows by ``c1 + c3 + c5``. GoogLeNet never uses it; its trainable ablation
+    is ``InceptionModule(reduce=False)``, which keeps the pool projection and the paper's widths."""
+
+    def __init__(self, in_channels: int, c1: int, c3: int, c5: int) -> None:
+        super().__init__()
+        self.conv1x1 = nn.Conv2d(in_channels, c1, kernel_size=1)
+        self.conv3x3 = nn.Conv2d(in_channels, c3, kernel_size=3, padding=1)
+        self.conv5x5 = nn.Conv2d(in_channels, c5, kernel_size=5, padding=2)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.out_channels = in_channels + c1 + c3 + c5
+
+    def forward(self, x: Tensor) -> Tensor:
+        convolved = [F.relu(conv(x)) for conv in (self.conv1x1, self.conv3x3, self.conv5x5)]
+        return torch.cat([*convolved, self.pool(x)], dim=1)  # N x (c1 + c3 + c5 + C) x H x W
+
+
 class AuxClassifier(nn.Module):
     """The paper's auxiliary head: avgpool 5x5/3, 1x1 conv (128), FC 1024, dropout 0.7, linear."""
 

@@ -173,17 +173,26 @@ def check_shipped(folder: Path, model: ModelConfig, train: TrainConfig, data: CI
         )
 
 
+@contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """A staging folder beside ``target`` to fill; on success it replaces ``target`` in one rename,
+    so a reader (or a kill) never meets a half-copied run."""
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    yield staging
+    shutil.rmtree(target, ignore_errors=True)  # only an older or partial copy can be here
+    staging.rename(target)
+
+
 def ship(run_dir: Path, target: Path) -> Path:
     """Copy a finished run's config (its folder relative to the repository), history and metrics to
     ``target``, all at once (a rename)."""
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in (HISTORY, METRICS):
-        shutil.copy2(run_dir / name, staging / name)
-    RunDir(staging).write_copied_config(RunDir(run_dir).read_config(), run_dir)
-    shutil.rmtree(target, ignore_errors=True)  # only a partial copy can be here: is_shipped was False
-    staging.rename(target)
+    with _replacing(target) as staging:
+        staging.mkdir()
+        for name in (HISTORY, METRICS):
+            shutil.copy2(run_dir / name, staging / name)
+        RunDir(staging).write_copied_config(RunDir(run_dir).read_config(), run_dir)
     return target
 
 
@@ -286,11 +295,8 @@ def publish(sweep: Sweep, source: Path, results: Path) -> str:
     results.mkdir(parents=True, exist_ok=True)
     shutil.copy2(folder / ENVIRONMENT, results / ENVIRONMENT)
     for run in runs:
-        staging = results / f".{run.name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder / run.name, staging)
-        shutil.rmtree(results / run.name, ignore_errors=True)
-        staging.rename(results / run.name)
+        with _replacing(results / run.name) as staging:
+            shutil.copytree(folder / run.name, staging)
     env = json.loads((results / ENVIRONMENT).read_text())
     (results / "README.md").write_text(sweep_readme(sweep, results, env))
     return f"published {len(runs)} run(s) of sweep {sweep.name} to {display_path(results)}"

@@ -1,5 +1,7 @@
 """Notebook settings: environment variables read in one place, and where runs are looked for."""
 
+import json
+
 import pytest
 import torch
 
@@ -68,9 +70,54 @@ def test_find_run_prefers_the_learners_run_and_names_every_place(monkeypatch, tm
     reference = tmp_path / "repo" / "results" / "reference-cpu-aux"
     reference.mkdir(parents=True)
     (reference / "metrics.json").write_text("{}")
-    assert find_run(settings, "googlenet-aux")[0] == FoundRun(reference, "reference")
+    found = find_run(settings, "googlenet-aux")[0]
+    assert (found.path, found.whose) == (reference, "reference")
     mine = tmp_path / "runs" / "googlenet-aux"
     mine.mkdir(parents=True)
     (mine / "metrics.json").write_text("{}")
     found = find_run(settings, "googlenet-aux")[0]
     assert found == FoundRun(mine, "yours") and found.describe().startswith("your run")
+
+
+def _shipped(folder, *, width, aux, device):
+    """A shipped run folder with just what ``gpu_runs`` reads: the model in config.json, the device."""
+    folder.mkdir(parents=True)
+    model = {"width": width, "aux_logits": aux}
+    (folder / "config.json").write_text(json.dumps({"model": model}))
+    return folder, device
+
+
+def test_notebook_05_analyses_the_best_shipped_run_and_says_which(monkeypatch, tmp_path):
+    monkeypatch.setattr(course, "project_root", lambda: tmp_path)
+    results = tmp_path / "results"
+    devices = {}
+    monkeypatch.setattr(
+        course.RunDir, "read_metrics", lambda self: type("M", (), {"device": devices[self.path.name]})
+    )
+    for name in ("reference-cpu-aux", "reference-cpu-no-aux"):
+        (results / name).mkdir(parents=True)
+        (results / name / "metrics.json").write_text("{}")
+    pair = [results / "reference-cpu-aux", results / "reference-cpu-no-aux"]
+    assert course.analysed_reference("googlenet-cpu").path == pair[0]
+    assert course.reference_pair("googlenet-cpu") == pair
+
+    long = results / course.LONG_REFERENCE
+    long.mkdir()
+    (long / "metrics.json").write_text("{}")
+    chosen = course.analysed_reference("googlenet-cpu")
+    assert chosen.path == long and "90-minute CPU reference" in chosen.describe()
+    assert course.analysed_reference("googlenet-cpu-no-aux").path == pair[1]  # the pair's twin
+    assert course.reference_pair("googlenet-cpu") == pair  # the aux comparison stays paired
+
+    for name, width, aux, device in [
+        ("cpu-wide", 1.0, True, "cpu (x86_64, 2 threads)"),  # full width, but not a GPU run
+        ("h100-narrow", 0.5, True, "NVIDIA H100"),
+        ("h100-fast", 1.0, True, "NVIDIA H100"),
+        ("h100-fast-no-aux", 1.0, False, "NVIDIA H100"),
+    ]:
+        folder, devices[name] = _shipped(results / name, width=width, aux=aux, device=device)
+        (folder / "metrics.json").write_text("{}")
+    assert course.gpu_runs(results) == [results / "h100-fast"]
+    chosen = course.analysed_reference("googlenet-fast")
+    assert chosen.path == results / "h100-fast" and "GPU" in chosen.describe()
+    assert course.reference_pair("googlenet-fast") == [results / "h100-fast", results / "h100-fast-no-aux"]

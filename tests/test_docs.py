@@ -4,7 +4,8 @@ import re
 import sys
 from pathlib import Path
 
-from googlenet_utils.gpu_report import TABLE_END, TABLE_START
+from googlenet_utils.generated_sections import has_section, markers
+from googlenet_utils.gpu_report import TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 README, CONTRIBUTING = (ROOT / name for name in ("README.md", "CONTRIBUTING.md"))
@@ -17,11 +18,12 @@ COURSE_COMMANDS = ("make", "conda", "jupyter", "python", "pip")  # what a course
 
 def test_generated_sections_sit_where_their_tools_write_them():
     readme, contributing = README.read_text(), CONTRIBUTING.read_text()
-    generated = [(ship_reference_runs.START, ship_reference_runs.END), (TABLE_START, TABLE_END)]
-    generated.append((store_notebook_outputs.TIMES_START, store_notebook_outputs.TIMES_END))
-    for start, end in generated:
-        assert readme.count(start) == readme.count(end) == 1 and readme.index(start) < readme.index(end)
-    assert contributing.count("<!-- cpu-bench:start -->") == contributing.count("<!-- cpu-bench:end -->") == 1
+    for name in (ship_reference_runs.SECTION, TABLE, store_notebook_outputs.TIMES_SECTION):
+        start, end = markers(name)
+        assert readme.count(start) == readme.count(end) == 1 and has_section(readme, name)
+    start, end = markers("cpu-bench")
+    assert contributing.count(start) == contributing.count(end) == 1
+    assert has_section(contributing, "cpu-bench")
 
 
 def test_the_readme_starts_with_the_course_and_links_the_engineering():
@@ -54,8 +56,8 @@ def test_the_readme_times_table_is_the_recorded_times():
     times = store_notebook_outputs.json.loads(store_notebook_outputs.TIMES.read_text())
     table = (
         README.read_text()
-        .split(store_notebook_outputs.TIMES_START)[1]
-        .split(store_notebook_outputs.TIMES_END)[0]
+        .split(markers(store_notebook_outputs.TIMES_SECTION)[0])[1]
+        .split(markers(store_notebook_outputs.TIMES_SECTION)[1])[0]
     )
     assert table.strip() == store_notebook_outputs.times_table(times)  # rewritten by the tool, never by hand
     busy = {"load_average_at_start": 1.5, "seconds": 200.0, "date": "2026-12-01", "commit": "abc1234"}

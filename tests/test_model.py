@@ -5,10 +5,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from googlenet_utils import AuxClassifier, GoogLeNet, GoogLeNetOutputs, InceptionModule, googlenet_loss
-from googlenet_utils.model import INCEPTION_TABLE, MAX_WIDTH
+from googlenet_utils.model import INCEPTION_TABLE, MAX_WIDTH, NaiveInceptionModule
 
 MODULES = list(INCEPTION_TABLE)
 # Paper Table 1 (Szegedy et al., 2015): output channels and feature-map side at 224x224 input.
@@ -404,3 +405,14 @@ def test_every_width_builds_a_network_whose_layers_fit(width):
 def test_widths_above_the_documented_maximum_are_refused_naming_it(width):
     with pytest.raises(ValueError, match=rf"width must be > 0 and at most {MAX_WIDTH:g} .*8 GB"):
         GoogLeNet(10, variant="cifar", width=width)
+
+
+def test_the_naive_module_reads_every_input_channel_and_passes_the_pool_through():
+    module = NaiveInceptionModule(192, 64, 128, 32)  # 3a's widths on 3a's input (paper Fig. 2a)
+    by_hand = (1 * 192 * 64 + 64) + (9 * 192 * 128 + 128) + (25 * 192 * 32 + 32)
+    assert sum(p.numel() for p in module.parameters()) == by_hand
+    x = torch.randn(2, 192, 28, 28)
+    out = module(x)
+    assert out.shape == (2, module.out_channels, 28, 28) and module.out_channels == 192 + 64 + 128 + 32
+    assert torch.equal(out[:, -192:], F.max_pool2d(x, 3, stride=1, padding=1))  # the pool passes through
+    assert (out[:, :-192] >= 0).all()  # ReLU after each convolution

@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from googlenet_utils.course import REFERENCE_RUNS  # noqa: E402
+from googlenet_utils.generated_sections import replace_section  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
 from googlenet_utils.run_record import export_run, load_run  # noqa: E402
 
-START, END = "<!-- cpu-reference:start -->", "<!-- cpu-reference:end -->"
+SECTION = "cpu-reference"  # the README section the table of shipped CPU runs fills
 BUDGET = 1800  # seconds: the 30-minute runs' whole budget, compiling, validation and the test included
 
 REFERENCE_INTRO = (
@@ -186,8 +187,7 @@ def reference_table() -> str:
 
 def update_readme() -> None:
     readme = ROOT / "README.md"
-    head, rest = readme.read_text().split(START, 1)
-    readme.write_text(head + START + "\n" + reference_table() + "\n" + END + rest.split(END, 1)[1])
+    readme.write_text(replace_section(readme.read_text(), SECTION, reference_table()))
 
 
 def main() -> None:

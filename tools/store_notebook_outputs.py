@@ -140,7 +140,7 @@ def record_time(name: str, mode: str, seconds: float, load: float) -> None:
     update_readme_times(times)
 
 
-TIMES_START, TIMES_END = "<!-- notebook-times:start -->", "<!-- notebook-times:end -->"
+TIMES_SECTION = "notebook-times"  # the README section the running-times table fills
 QUIET_LOAD = 1.0  # a one-minute load average below this on 2 cores: nothing else was running
 
 
@@ -164,13 +164,11 @@ def times_table(times: dict) -> str:
 
 def update_readme_times(times: dict) -> None:
     readme = ROOT / "README.md"
+    from googlenet_utils.generated_sections import has_section, replace_section
+
     text = readme.read_text()
-    if TIMES_START not in text:
-        return  # a README without the table (a fork's): nothing to rewrite
-    head, rest = text.split(TIMES_START, 1)
-    readme.write_text(
-        head + TIMES_START + "\n" + times_table(times) + "\n" + TIMES_END + rest.split(TIMES_END, 1)[1]
-    )
+    if has_section(text, TIMES_SECTION):  # a README without the table (a fork's): nothing to rewrite
+        readme.write_text(replace_section(text, TIMES_SECTION, times_table(times)))
 
 
 def _unchanged(stored: dict, cell) -> bool:
