@@ -11,7 +11,7 @@ OUT ?= gpu-report
 STARTED := $(shell date +%s)
 MIRROR_META := data/mirror/cifar-10-batches-py/batches.meta
 
-.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs cpu-30min cpu-90min notebook-outputs \
+.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs cpu-30min cpu-90min cpu-tradeoff notebook-outputs \
 	notebook-outputs-real gpu-prepare gpu-tqdm gpu-report gpu-report-no-aux gpu-report-best gpu-publish \
 	gpu-ablation gpu-ablation-publish clean
 
@@ -75,6 +75,11 @@ cpu-30min: $(STAMP) mirror
 # The longer CPU reference notebook 05 analyses (90 minutes in all on 2 cores: run it alone), results/reference-cpu-90min.
 cpu-90min: $(STAMP) mirror
 	$(BIN)/python tools/ship_reference_runs.py --long
+
+# Notebook 04's width-against-epochs table (about 5 hours on 2 cores, run alone): resumable, each run
+# shipped to results/sweeps/width-epochs/ as it finishes; commit them as they come.
+cpu-tradeoff: $(STAMP) mirror
+	$(BIN)/python -m googlenet_utils.sweep width-epochs
 
 # After editing a notebook: re-run it in smoke mode and store the outputs of its checked cells.
 notebook-outputs: $(STAMP)

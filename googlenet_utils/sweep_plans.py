@@ -2,7 +2,8 @@
 
 A ``Sweep`` is a list of ``RunDescription``s, every variant with every seed, on one recipe, width
 and data subset. ``ablation`` is notebook 06's CPU sweep, ``gpu-pairs`` the GPU window's aux-head
-pairs at full width, ``smoke`` the seconds-long one that CI and the notebook's smoke mode run.
+pairs at full width, ``width-epochs`` notebook 04's trade-off table, ``smoke`` the seconds-long one
+that CI and the notebook's smoke mode run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from .design import VARIANTS, Variant, choice_variants
 from .errors import ConfigError
-from .recipe import Recipe
+from .recipe import RECIPES, Recipe
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,29 @@ GPU_PAIRS = Recipe(
         "tta": "flip",  # two views: a fifth of flip+translate's test time
     },
 )
+# Notebook 04's trade-off table: width against epochs on all 50,000 training images, the cpu recipe
+# (its low-resolution plan scaled to each length) without dropout, which the 30-minute pair measured
+# better for this underfitting network; validated once, after the last epoch, where the linear decay
+# ends. One seed. The times are the table's other axis: run it alone. About 5 hours on 2 cores in all
+# (width 0.25 for 12 epochs about 90 minutes): each run is committed as it finishes, and the next
+# session continues. The cheaper half (6 epochs) comes first.
+TRADEOFF = Recipe(
+    "width-epochs",
+    "notebook 04's trade-off: the cpu recipe at widths 1/8 to 1/4, 6 or 12 epochs, on all the data",
+    changes={**RECIPES["cpu"].changes, "val_every": 10_000},
+    width=RECIPES["cpu"].width,
+)
+TRADEOFF_WIDTHS, TRADEOFF_EPOCHS = (0.125, 0.1875, 0.25), (6, 12)
+_TRADEOFF_VARIANTS = tuple(
+    Variant(
+        f"w{width:g}-e{epochs}",
+        f"width {width:g}, {epochs} epochs",
+        {"width": width, "dropout": 0.0, "aux_dropout": 0.0},
+        {"epochs": epochs},
+    )
+    for epochs in TRADEOFF_EPOCHS
+    for width in TRADEOFF_WIDTHS
+)
 _ALL = tuple(VARIANTS[name] for name in choice_variants())
 # One alternative of most choices, so that every code path of notebook 06 runs (two seeds: intervals).
 _SMOKE_VARIANTS = tuple(VARIANTS[name] for name in ("baseline", "aux-0", "lrn", "3x3x2", "naive", "fc-head"))
@@ -133,6 +157,13 @@ SWEEPS: dict[str, Sweep] = {
         tuple(VARIANTS[name] for name in ("lrn", "lrn-aux-0", "baseline", "aux-0")),
         seeds=(0,),
         run_budget=60.0,
+    ),
+    "width-epochs": Sweep(
+        "width-epochs",
+        "width against epochs for the cpu recipe: accuracy and training time on 2 cores",
+        TRADEOFF,
+        _TRADEOFF_VARIANTS,
+        seeds=(0,),
     ),
     # One thread: layers of 4 to 24 channels. Measured on the 2-core machine while other jobs ran, a
     # smoke run took 8.5 s of CPU time with one thread and 52 s with two (their synchronisation).

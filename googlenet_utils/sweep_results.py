@@ -111,6 +111,7 @@ class SweepRun:
     path: Path
     source: str  # the data, in words
     device: str  # what trained it
+    epochs: int
 
     @property
     def name(self) -> str:
@@ -137,6 +138,7 @@ def read_sweep(root: str | Path) -> list[SweepRun]:
                 folder,
                 config["data"].get("source", "unknown data"),
                 metrics.device,
+                metrics.epochs,
             )
         )
     return runs
@@ -288,4 +290,21 @@ def budget_rows(
                         "verdict": comparison.verdict,
                     }
                 )
+    return rows
+
+
+def tradeoff_rows(runs: Sequence[SweepRun]) -> list[dict[str, str]]:
+    """Notebook 04's table of width against epochs: test accuracy against training time, one row per
+    run, by width and then epochs; each row names the device whose minutes it reports."""
+    rows = []
+    for run in sorted(runs, key=lambda r: (r.model.width, r.epochs)):
+        rows.append(
+            {
+                "width": f"{run.model.width:g}",
+                "epochs": str(run.epochs),
+                "training (min)": f"{run.train_seconds / 60:.1f}",
+                "test accuracy": f"{100 * run.test_accuracy:.2f}%",
+                "device": run.device,
+            }
+        )
     return rows

@@ -13,6 +13,7 @@ from googlenet_utils import ModelConfig, RunDir, UserError
 from googlenet_utils import sweep as sweep_module
 from googlenet_utils.budget import Costs
 from googlenet_utils.design import CHOICES, VARIANTS
+from googlenet_utils.recipe import RECIPES
 from googlenet_utils.sweep import GUARD, SHIPPED_FILES, SWEEPS, load_sweep_data, main, run_settings, run_sweep
 from googlenet_utils.trainer import NonFiniteLossError, Trainer
 
@@ -71,6 +72,23 @@ def test_each_variant_changes_only_what_it_says(tmp_path):
         changed = {k for k, v in train.to_dict().items() if v != base_train.to_dict()[k]}
         assert changed == set(VARIANTS[run.variant].train), run.variant
         assert train.resume and train.seed == 0 and train.time_budget == 0  # fixed length: paired epochs
+
+
+def test_the_tradeoff_sweep_is_the_cpu_recipe_at_each_width_and_length(tmp_path):
+    sweep, cpu = SWEEPS["width-epochs"], RECIPES["cpu"]
+    plan = sweep.runs()
+    assert [run.name for run in plan[:3]] == ["w0.125-e6-seed0", "w0.1875-e6-seed0", "w0.25-e6-seed0"]
+    seen = set()
+    for run in plan:
+        model, train = run_settings(sweep, run, tmp_path)
+        seen.add((model.width, train.epochs))
+        assert model.dropout == model.aux_dropout == 0.0 and model.aux_logits and model.batch_norm
+        assert train.resolutions == cpu.config(epochs=train.epochs).resolutions  # the recipe's plan, scaled
+        recipe = cpu.config(epochs=train.epochs).to_dict()
+        differ = {k for k, v in train.to_dict().items() if v != recipe[k]}
+        assert differ <= {"val_every", "run_dir", "resume", "progress", "device"}, differ
+        assert train.seed == 0 and train.time_budget == 0 and train.val_every >= train.epochs
+    assert seen == {(w, e) for w in (0.125, 0.1875, 0.25) for e in (6, 12)}
 
 
 def test_a_sweep_ships_config_history_and_metrics_of_each_run(shipped):

@@ -19,6 +19,7 @@ from googlenet_utils.sweep_results import (
     read_sweep,
     summarise,
     t_quantile,
+    tradeoff_rows,
     variant_costs,
     verdict,
 )
@@ -207,3 +208,23 @@ def test_the_figure_plots_each_variant_at_its_cost_and_each_difference(sweep_roo
     assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((-1.0, 1.0))
     rows = {tick.get_text(): tick.get_position()[1] for tick in diff_ax.get_yticklabels()}
     assert rows["3x3 − baseline"] > rows["naive − baseline"]  # the first comparison on top
+
+
+def test_the_tradeoff_table_has_one_row_per_run_by_width_then_epochs(tmp_path):
+    for width, epochs, accuracy, seconds in [
+        (0.25, 6, 0.71, 600.0),
+        (0.125, 12, 0.74, 900.0),
+        (0.125, 6, 0.66, 300.0),
+    ]:
+        folder = RunDir(tmp_path / f"w{width:g}-e{epochs}-seed0")
+        folder.prepare()
+        model = ModelConfig(num_classes=10, variant="cifar", width=width, dropout=0.0)
+        folder.write_config({"train": {"seed": 0}, "model": model.to_dict(), "data": {"digest": "abc"}})
+        folder.write_metrics(make_metrics(test_accuracy=accuracy, train_seconds=seconds, epochs=epochs))
+    rows = tradeoff_rows(read_sweep(tmp_path))
+    assert [(r["width"], r["epochs"], r["training (min)"], r["test accuracy"]) for r in rows] == [
+        ("0.125", "6", "5.0", "66.00%"),
+        ("0.125", "12", "15.0", "74.00%"),
+        ("0.25", "6", "10.0", "71.00%"),
+    ]
+    assert {r["device"] for r in rows} == {make_metrics().device}
