@@ -11,7 +11,9 @@ from googlenet_utils import ModelConfig, RunDir, UserError
 from googlenet_utils.design import CHOICES, VARIANTS, Choice
 from googlenet_utils.plots import plot_design_choice
 from googlenet_utils.sweep_results import (
+    Comparison,
     Interval,
+    VariantSummary,
     budget_rows,
     choice_table,
     compare,
@@ -228,3 +230,28 @@ def test_the_tradeoff_table_has_one_row_per_run_by_width_then_epochs(tmp_path):
         ("0.25", "6", "10.0", "71.00%"),
     ]
     assert {r["device"] for r in rows} == {make_metrics().device}
+
+
+def test_many_variants_over_a_wide_cost_range_get_a_column_each_and_bars_stop_at_zero():
+    costs = {"baseline": 24.6e6, "aux-0": 24.6e6, "3x3": 22.0e6, "fc-head": 25.0e6, "naive": 82.6e6}
+    accuracies = {"baseline": (50, 51, 49), "aux-0": (50, 52, 48), "3x3": (49, 50, 51),
+                  "fc-head": (2, 30, 40), "naive": (58, 57, 59)}  # fmt: skip
+    summaries = {
+        name: VariantSummary(name, (0, 1, 2), values, mean_interval(values), 1, int(costs[name]), 1.0)
+        for name, values in accuracies.items()
+    }
+    comparisons = [
+        Comparison("c", name, "baseline", (0, 1, 2), (0.0, 0.1, -0.1), mean_interval([0.0, 0.1, -0.1]), "x")
+        for name in costs
+        if name != "baseline"
+    ]
+    assert summaries["fc-head"].accuracy.low < 0  # three seeds this far apart reach below 0%
+    fig = plot_design_choice(summaries, comparisons, title="all", matters=1.0)
+    assert_labelled(fig)
+    cost_ax = fig.axes[0]
+    columns = {c.get_label().split(" (")[0]: c.lines[0].get_xdata()[0] for c in cost_ax.containers}
+    assert columns == {"3x3": 0, "baseline": 1, "aux-0": 2, "fc-head": 3, "naive": 4}  # ordered by cost
+    ticks = [tick.get_text() for tick in cost_ax.get_xticklabels()]
+    assert ticks[0] == "3x3 (22.0 M)" and ticks[-1] == "naive (82.6 M)"
+    assert cost_ax.get_ylim()[0] == 0.0 and "cut at 0 and 100%" in cost_ax.get_title()
+    assert "ordered by multiply-adds" in cost_ax.get_xlabel()

@@ -19,6 +19,7 @@ def _bar(mean: float, low: float | None, high: float | None) -> list[list[float]
 
 
 DODGE = 0.004  # relative shift between variants of equal cost, so that none hides another
+CATEGORICAL_FROM = 4  # more variants than this over a 3x range of cost: one column each
 
 
 def _colour(name: str) -> Any:
@@ -37,7 +38,8 @@ def plot_design_choice(
 ) -> Figure:
     """Left: each variant's mean test accuracy against its multiply-adds, with the 95% t interval over
     seeds and each seed as a dot (the paper's choice as a star; variants of equal cost are drawn a
-    fraction of a percent apart). Right: each alternative minus the
+    fraction of a percent apart; more than four variants over a 3x range of cost get a column each,
+    ordered by cost; bars are cut at 0 and 100%, and the title says so). Right: each alternative minus the
     paper's choice, paired by seed, with its 95% interval, each seed's difference (x), and the grey
     band of differences too small to matter.
 
@@ -51,17 +53,28 @@ def plot_design_choice(
     same_cost: dict[int, list[str]] = {}
     for summary in shown:  # variants of equal cost (e.g. the dropout or aux-weight ones) side by side
         same_cost.setdefault(summary.macs, []).append(summary.name)
+    spread = max((s.macs for s in shown), default=1) / min((s.macs for s in shown), default=1)
+    # Many variants over a wide range of costs would pile up in one column of a log axis: then each
+    # variant gets its own column, ordered by cost, and its tick label says the cost.
+    by_cost = sorted(shown, key=lambda s: s.macs) if len(shown) > CATEGORICAL_FROM and spread > 3 else []
+    column = {summary.name: index for index, summary in enumerate(by_cost)}
     for summary in shown:
         group = same_cost[summary.macs]
         dodge = 1 + DODGE * (group.index(summary.name) - (len(group) - 1) / 2)
-        x, interval, colour = summary.macs / 1e6 * dodge, summary.accuracy, _colour(summary.name)
+        x = column[summary.name] if by_cost else summary.macs / 1e6 * dodge
+        interval, colour = summary.accuracy, _colour(summary.name)
         star = summary.name in references
         style = {"marker": "*" if star else "o", "markersize": 12 if star else 7, "capsize": 4}
         label = f"{summary.name} (n={interval.n})"
         cost_ax.errorbar([x], [interval.mean], yerr=_bar(interval.mean, interval.low, interval.high),
                          color=colour, linestyle="none", label=label, **style)  # fmt: skip
         cost_ax.plot([x] * len(summary.accuracies), summary.accuracies, ".", color=colour, alpha=0.6)
-    if shown:
+    if by_cost:
+        labels = [f"{s.name} ({s.macs / 1e6:.1f} M)" for s in by_cost]
+        cost_ax.set_xticks(range(len(by_cost)), labels, rotation=40, ha="right", fontsize=9)
+        cost_ax.set_xlim(-0.6, len(by_cost) - 0.4)
+        cost_ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), title="variant (seeds)")
+    elif shown:
         low, high = min(s.macs for s in shown) / 1e6, max(s.macs for s in shown) / 1e6
         if high / low <= 3:  # a linear axis at least +-10% wide: the dodge must not look like a cost
             pad = max(0.1 * high, 0.15 * (high - low))
@@ -72,9 +85,15 @@ def plot_design_choice(
             cost_ax.xaxis.set_major_formatter(plain)
             cost_ax.xaxis.set_minor_formatter(plain)
         cost_ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), title="variant (seeds)")
-    cost_ax.set_xlabel("multiply-adds per 32x32 image, inference (millions)")
+    cost = "multiply-adds per 32x32 image, inference (millions)"
+    cost_ax.set_xlabel(f"variant, ordered by {cost}" if by_cost else cost)
     cost_ax.set_ylabel("test accuracy (%)")
-    cost_ax.set_title("accuracy against cost (bars: 95% t interval; dots: seeds)", fontsize=10)
+    bottom, top = cost_ax.get_ylim()
+    cut = bottom < 0 or top > 100  # a t interval of three seeds can reach past what accuracy can be
+    cost_ax.set_ylim(max(bottom, 0.0), min(top, 100.0))
+    bars = "95% t interval" + (", cut at 0 and 100%" if cut else "")
+    against = "by variant" if by_cost else "against cost"
+    cost_ax.set_title(f"accuracy {against}\n(bars: {bars}; dots: seeds)", fontsize=10)
 
     rows = list(range(len(comparisons)))[::-1]  # first comparison at the top
     diff_ax.axvspan(-matters, matters, color="tab:gray", alpha=0.2, lw=0)
@@ -92,7 +111,7 @@ def plot_design_choice(
     diff_ax.set_xlabel("test accuracy difference (percentage points)")
     diff_ax.set_ylabel("alternative − paper's choice")
     band = f"grey: within ±{matters:g} pp, does not matter"
-    diff_ax.set_title(f"paired by seed (x: one seed; {band})", fontsize=10)
+    diff_ax.set_title(f"paired by seed\n(x: one seed; {band})", fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
