@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml
 
 test: lint unit nbval
 
-# The fast tier while editing: lint and the unit tests not marked slow (no subprocesses, no compiling).
+# The fast tier while editing: lint and the unit tests not marked slow (no subprocesses, no compiling),
+# in the same two processes as `make unit`.
 test-fast: lint $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow" -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not slow" -q $(PARALLEL)
 
 lint: $(STAMP)
 	$(BIN)/ruff check googlenet_utils tests tools notebooks

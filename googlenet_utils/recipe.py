@@ -336,7 +336,8 @@ RECIPES: dict[str, Recipe] = {
         },
         # Sized by measured step speeds on 2 cores (width 0.125, batch 128, channels-last): 653
         # images/s at 16 px, 303 at 24 px, 167 at 32 px; 8 + 3 + 2 epochs of 45,000 images take
-        # about 26 minutes. Widths 0.1875 and 0.25 run 0.74x and 0.54x as fast.
+        # about 26 minutes. Width 0.1875 ran 0.54x as fast at 16 px and 0.68x at 24 px
+        # (results/reference-cpu-90min against results/timed-cpu-30min-no-dropout).
         width=0.125,
     ),
     "smoke": Recipe(

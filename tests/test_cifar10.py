@@ -439,6 +439,7 @@ def test_the_official_names_and_checksums_are_torchvisions():
     assert cifar10_module.META_FILE == (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
 
 
+@pytest.mark.slow  # starts processes
 def test_loading_data_does_not_import_torchvision():
     code = "import sys, googlenet_utils.trainer; print('torchvision' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

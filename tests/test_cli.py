@@ -140,6 +140,7 @@ def test_a_taken_run_directory(tmp_path, capsys):
 CTRL_C = [sys.executable, "-m", "googlenet_utils.train", *SMOKE, "--epochs", "1000", "--out"]
 
 
+@pytest.mark.slow  # starts processes
 def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path):
     out = tmp_path / "run"
     worker = subprocess.Popen(

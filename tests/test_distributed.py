@@ -71,6 +71,7 @@ def two_processes(data_root, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow  # starts processes
 def test_after_one_epoch_two_processes_hold_the_weights_of_one(data_root, two_processes, tmp_path):
     one = tmp_path / "one"
     train(str(data_root), one, 3)  # one plain process: this test's own
@@ -85,6 +86,7 @@ def test_after_one_epoch_two_processes_hold_the_weights_of_one(data_root, two_pr
     assert double["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.011)  # one image at most
 
 
+@pytest.mark.slow  # starts processes
 def test_each_training_index_is_seen_once_per_epoch_across_ranks(two_processes):
     parts = [
         json.loads((two_processes.parent / f"run-rank{r}.json").read_text())["first_epoch_indices"]
@@ -95,12 +97,14 @@ def test_each_training_index_is_seen_once_per_epoch_across_ranks(two_processes):
     assert all(len(batch) == 32 for part in parts for batch in part)  # the global batch of 64, halved
 
 
+@pytest.mark.slow  # starts processes
 def test_only_one_set_of_run_files_is_written(two_processes):
     assert {p.name for p in two_processes.iterdir()} == RUN_FILES
     history = (two_processes / "history.csv").read_text().splitlines()
     assert len(history) == 4  # a header and three epochs, written once
 
 
+@pytest.mark.slow  # starts processes
 def test_a_killed_rank_resumes_under_torchrun_to_the_same_weights(data_root, two_processes, tmp_path):
     run_dir = tmp_path / "killed"
     launcher = torchrun(str(data_root), str(run_dir), "3", wait=False)
@@ -122,6 +126,7 @@ def test_a_killed_rank_resumes_under_torchrun_to_the_same_weights(data_root, two
         assert torch.equal(final_weights(run_dir)[name], tensor), name
 
 
+@pytest.mark.slow  # starts processes
 def test_resuming_on_another_number_of_processes_says_so(data_root, two_processes, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(two_processes, copy)
@@ -129,6 +134,7 @@ def test_resuming_on_another_number_of_processes_says_so(data_root, two_processe
     assert "1 process(es) now, 2 before: the data stream is the same" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # starts processes
 def test_ranks_started_with_other_settings_are_refused(data_root, tmp_path):
     # Two processes with the environment torchrun gives its workers, without its launcher (seconds saved).
     with socket.socket() as probe:

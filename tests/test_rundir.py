@@ -61,6 +61,7 @@ with RunDir(sys.argv[1]).lock():
 """
 
 
+@pytest.mark.slow  # starts processes
 def test_the_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True

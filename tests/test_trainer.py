@@ -115,6 +115,7 @@ fit(model, data, TrainConfig(epochs=3, batch_size=64, lr=0.05, warmup_epochs=0.5
 """
 
 
+@pytest.mark.slow  # starts processes
 def test_a_killed_run_resumes_to_exactly_the_same_result(synthetic, synthetic_root, tmp_path):
     killed_dir = tmp_path / "killed"
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(synthetic_root), str(killed_dir)])

@@ -110,10 +110,11 @@ TIMED = {
         ),
     )
 }
-# The longer CPU reference notebook 05 analyses: the cpu recipe, wider (width 0.1875 runs 0.74x as
-# fast as 0.125) and as long as 90 minutes allow on the machine of the day (about 17 of at most 24
-# epochs on 2 quiet cores): the budget, not a fixed count, sizes it. Without dropout: the narrow
-# network underfits at these lengths, and the 30-minute pair measured +1.42 pp without it.
+# The longer CPU reference notebook 05 analyses: the cpu recipe, wider, and as long as 90 minutes
+# allow on the machine of the day: the budget, not a fixed count, sizes it (on 2026-12-01 it chose
+# 11 of at most 24 epochs: width 0.1875 ran 0.54x as fast as 0.125 at 16 px, 0.68x at 24 px).
+# Without dropout: the narrow network underfits at these lengths, and the 30-minute pair measured
+# +1.42 pp without it.
 _LONG_FLAGS = (
     "--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7", "--time-budget", "5400",
     "--dropout", "0", "--aux-dropout", "0",
