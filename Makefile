@@ -26,10 +26,10 @@ $(STAMP): pyproject.toml
 
 test: lint unit nbval
 
-# The fast tier while editing: lint and the unit tests not marked slow (no subprocesses, no compiling),
-# in the same two processes as `make unit`.
+# The fast tier while editing: lint and the unit tests not marked slow (no subprocesses, no compiling,
+# at most one tiny training run), in the same two processes as `make unit`.
 test-fast: lint $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not slow" -q $(PARALLEL)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not slow" -q $(UNIT_OPTIONS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check googlenet_utils tests tools notebooks
@@ -38,11 +38,13 @@ lint: $(STAMP)
 # Two test processes, one torch thread each: unit tests in 6 min instead of 8.5 on 2 cores (2026-12-01).
 TEST_WORKERS ?= 2
 PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+# nbval's plugin costs each process about 4 s to import (its JSON-schema checks); unit tests need none of it.
+UNIT_OPTIONS := $(PARALLEL) -p no:nbval
 # nbval runs a notebook's cells in order in one kernel: each notebook stays on one process.
 NOTEBOOKS_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests $(PARALLEL)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests $(UNIT_OPTIONS)
 
 # Notebooks run top to bottom in smoke mode: synthetic data, the smoke recipe, the CPU.
 nbval: $(STAMP)

@@ -7,7 +7,8 @@
 
 A run trains in ``runs/sweeps/NAME/<variant>-seed<k>/`` with ``resume=True``, so an interrupted run
 continues from its last epoch. When it finishes, its config.json, history.csv and metrics.json
-(no weights) are copied to ``results/sweeps/NAME/<variant>-seed<k>/``. A run whose results are
+(no weights) are copied to ``results/sweeps/NAME/<variant>-seed<k>/`` with environment.json (the
+device, libraries, date and commit that ran it). A run whose results are
 there already is skipped: commit them as they come, and a sweep stopped on one machine continues
 on any other from what was committed. Every variant of a seed gets the same seed (initial weights,
 validation split, data order, augmentation, dropout) and the same data: the comparisons are paired.
@@ -185,14 +186,17 @@ def _replacing(target: Path) -> Iterator[Path]:
     staging.rename(target)
 
 
-def ship(run_dir: Path, target: Path) -> Path:
+def ship(run_dir: Path, target: Path, device: torch.device | None = None) -> Path:
     """Copy a finished run's config (its folder relative to the repository), history and metrics to
-    ``target``, all at once (a rename)."""
+    ``target``, all at once (a rename); with ``device``, also what ran it (``environment.json``:
+    the device, the libraries, the date and the commit)."""
     with _replacing(target) as staging:
         staging.mkdir()
         for name in (HISTORY, METRICS):
             shutil.copy2(run_dir / name, staging / name)
         RunDir(staging).write_copied_config(RunDir(run_dir).read_config(), run_dir)
+        if device is not None:
+            write_environment(staging, device)
     return target
 
 
@@ -250,7 +254,7 @@ def run_sweep(
         if chosen is None and sweep.run_budget is not None:  # the first run's budget chose the length
             chosen = {name: result.train_config[name] for name in LENGTH_FIELDS}
             log(f"{prefix}: its budget chose {describe_length(chosen)}: every run of the sweep trains that")
-        shipped.append(ship(result.run_dir, target))
+        shipped.append(ship(result.run_dir, target, pick_device(device)))
         trained.append(time.perf_counter() - start)
         left = sum(not is_shipped(results_root / r.name) for r in plan[index:])
         estimate = f"; {left} to go, about {left * sum(trained) / len(trained) / 60:.0f} min" if left else ""

@@ -1,18 +1,22 @@
 """Shared fixtures: a synthetic dataset, a tiny GoogLeNet and its recipe, and one finished tiny run."""
 
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from torch import nn
 
-from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, make_synthetic_cifar10
+from googlenet_utils import GoogLeNet, TrainConfig, load_cifar10, load_run, make_synthetic_cifar10
 from googlenet_utils.model import InceptionModule
 from googlenet_utils.run_schema import RunMetrics
 from googlenet_utils.trainer import fit
@@ -97,6 +101,19 @@ def stop_after(epochs: int):
     return hook
 
 
+def wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen, what: str, timeout: float = 300.0
+) -> None:
+    """Poll ``ready`` while ``process`` runs; fail, naming ``what``, if it ends or ``timeout`` s pass."""
+    deadline = time.time() + timeout
+    while not ready():
+        if process.poll() is not None:
+            output = process.stderr.read()[-3000:] if process.stderr else ""
+            pytest.fail(f"the process ended (exit {process.returncode}) before {what}\n{output}")
+        assert time.time() < deadline, f"no {what} after {timeout:.0f} s"
+        time.sleep(0.02)
+
+
 def comparable(history: list[dict]) -> list[dict]:
     """History rows without their timing columns (which differ between any two runs)."""
     return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in history]
@@ -114,11 +131,26 @@ def synthetic(synthetic_root):
     return load_cifar10(synthetic_root, verify=False)
 
 
+@contextmanager
+def made_once(tmp_path_factory, name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder shared by this session's test processes, and whether another made it already.
+
+    The first process to get here makes what the folder holds while the others wait on a file lock
+    (pytest-xdist starts one process per worker: without this, each would train the same run).
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder per session
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        yield folder, done.is_file()
+        done.touch()  # only once the maker's block ended without an error
+
+
 @pytest.fixture(scope="session")
 def finished_run(synthetic, tmp_path_factory):
     """One tiny run, trained once for the whole session: tests read it, never change it."""
-    run_dir = tmp_path_factory.mktemp("finished") / "run"
-    return fit(tiny_model(), synthetic, tiny_config(run_dir))
+    with made_once(tmp_path_factory, "finished-run") as (folder, made):
+        return load_run(folder) if made else fit(tiny_model(), synthetic, tiny_config(folder))
 
 
 def assert_labelled(fig: Figure) -> None:

@@ -5,19 +5,21 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
+from conftest import smaller, wait_until
 
 from googlenet_utils import cifar10 as cifar10_module
 from googlenet_utils import cli as cli_module
 from googlenet_utils.cifar10 import BATCH_FOLDER
 from googlenet_utils.cli import main
+from googlenet_utils.recipe import RECIPES
 from googlenet_utils.run_record import load_run
 from googlenet_utils.synthetic import make_synthetic_cifar10
 
 SMOKE = ["--synthetic", "--recipe", "smoke"]
+ONE_CHEAP_EPOCH = ["--recipe", "smoke", "--epochs", "1", "--width", "0.0625"]  # the wiring, in a few seconds
 
 
 def fails_with(capsys, argv, *fragments):
@@ -43,11 +45,10 @@ def sorted_dataset(tmp_path):
     return root
 
 
+@pytest.mark.slow  # trains a run from the command line
 def test_the_smoke_recipe_on_real_layout_data_tests_on_every_class(sorted_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    assert (
-        main(["--recipe", "smoke", "--data-dir", str(sorted_dataset), "--no-verify", "--out", str(out)]) == 0
-    )
+    assert main([*ONE_CHEAP_EPOCH, "--data-dir", str(sorted_dataset), "--no-verify", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("recipe 'smoke' (asked for)") and "test accuracy" in printed
     record = load_run(out)
@@ -148,10 +149,7 @@ def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell's `&` ignores SIGINT
     )  # fmt: skip
     try:
-        deadline = time.time() + 300
-        while not (out / "last.pt").exists():
-            assert worker.poll() is None and time.time() < deadline
-            time.sleep(0.05)
+        wait_until((out / "last.pt").exists, worker, "the first epoch's checkpoint")
         worker.send_signal(signal.SIGINT)
         err = worker.communicate(timeout=120)[1]
     finally:
@@ -298,5 +296,9 @@ def test_a_run_resolves_its_device_once_and_passes_it_down(tmp_path, monkeypatch
     monkeypatch.setattr(cli_module, "pick_device", counted)
     monkeypatch.setattr("googlenet_utils.trainer.pick_device", refuse)
     monkeypatch.setattr("googlenet_utils.loader.pick_device", refuse)
-    assert main([*B, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.setitem(RECIPES, "smoke", smaller(RECIPES["smoke"]))  # three steps: the wiring is tested
+    assert (
+        main([*SMOKE, "--no-progress", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")])
+        == 0
+    )
     assert resolved == ["cpu"] and load_run(tmp_path / "run").metrics.device.startswith("cpu")

@@ -7,11 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import wait_until
 from distributed_worker import train
 
 from googlenet_utils import distributed, make_synthetic_cifar10
@@ -109,10 +109,7 @@ def test_a_killed_rank_resumes_under_torchrun_to_the_same_weights(data_root, two
     run_dir = tmp_path / "killed"
     launcher = torchrun(str(data_root), str(run_dir), "3", wait=False)
     try:
-        deadline = time.time() + 300
-        while not (run_dir / "last.pt").exists():  # the first epoch is done
-            assert launcher.poll() is None and time.time() < deadline, launcher.stderr.read()[-3000:]
-            time.sleep(0.02)
+        wait_until((run_dir / "last.pt").exists, launcher, "the first epoch's checkpoint")
         rank1 = json.loads((tmp_path / "killed-rank1.json").read_text())["pid"]
         os.kill(rank1, signal.SIGKILL)
         launcher.wait(timeout=120)

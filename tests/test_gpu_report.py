@@ -31,6 +31,7 @@ def report_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains a report (the module's)
 def test_the_report_is_a_run_directory_with_environment_progress_and_summary(report_dir):
     # No bench.json: the eager and plain-DataLoader baselines run only with --bench.
     assert {p.name for p in report_dir.iterdir()} == {
@@ -52,6 +53,7 @@ def test_the_report_is_a_run_directory_with_environment_progress_and_summary(rep
     assert len(record.history) == 2 and record.metrics.test_accuracy == report["test_accuracy"]
 
 
+@pytest.mark.slow  # reads the report the module trains
 def test_the_shipped_weights_are_half_precision_and_rebuild_a_float_network(report_dir):
     state = load_checkpoint(report_dir / "best.pt", "weights")
     floats = [t for t in state["model"].values() if t.is_floating_point()]
@@ -60,6 +62,7 @@ def test_the_shipped_weights_are_half_precision_and_rebuild_a_float_network(repo
     assert next(model.parameters()).dtype == torch.float32 and model.config.width == 0.0625
 
 
+@pytest.mark.slow  # reads the report the module trains
 def test_publish_copies_the_report_and_regenerates_the_table(report_dir, tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{gpu_report.TABLE_START}\nold\n{gpu_report.TABLE_END}\n\nafter\n")

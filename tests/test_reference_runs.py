@@ -98,6 +98,7 @@ def mirror(tmp_path_factory) -> CIFAR10Data:
     return load_cifar10(local, download=False, verify=False)
 
 
+@pytest.mark.slow  # reads the 55,000-image mirror and evaluates each shipped network
 def test_the_weights_reproduce_the_stored_test_predictions_on_the_mirror(shipped, mirror):
     assert mirror.fingerprint()["digest"] == shipped.config["data"]["digest"]
     rows = torch.arange(0, len(mirror.test_labels), len(mirror.test_labels) // CHECKED_IMAGES)

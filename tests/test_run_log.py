@@ -3,7 +3,8 @@
 import shutil
 from pathlib import Path
 
-from conftest import tiny_config, tiny_model
+import pytest
+from conftest import quick_config, tiny_config, tiny_model
 
 from googlenet_utils import paths
 from googlenet_utils.run_report import training_log
@@ -16,8 +17,9 @@ def test_display_path_is_relative_inside_the_repository_and_unchanged_outside(tm
     assert paths.display_path("/elsewhere/runs/a") == "/elsewhere/runs/a"
 
 
-def test_the_training_log_replays_the_lines_the_trainer_printed(synthetic, tmp_path, capsys):
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path / "run"))
+@pytest.mark.slow  # trains a three-epoch run
+def test_the_training_log_replays_the_lines_the_trainer_printed(small, tmp_path, capsys):
+    run = fit(tiny_model(), small, quick_config(tmp_path / "run", epochs=3))
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert training_log(run.history, 3).splitlines() == printed and len(printed) == 3
 

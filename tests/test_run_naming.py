@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import smaller
 
 from googlenet_utils import course
 from googlenet_utils.cli import main
@@ -28,6 +29,9 @@ def test_a_command_line_run_is_the_run_find_run_returns(tmp_path, monkeypatch, c
     monkeypatch.setenv("GOOGLENET_RUN_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("GOOGLENET_DEVICE", "cpu")
     monkeypatch.setattr(course, "project_root", lambda: tmp_path)  # no shipped run to fall back on
+    monkeypatch.setitem(
+        RECIPES, "smoke", smaller(RECIPES["smoke"])
+    )  # the naming, not the training, is tested
     assert main(["--synthetic", "--recipe", "smoke", "--no-progress", "--epochs", "1"]) == 0
     settings = course_settings()
     found, _ = find_run(settings, run_name("smoke"))

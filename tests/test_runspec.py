@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import quick_config
 
 from googlenet_utils import RECIPES, load_run
 from googlenet_utils.errors import ConfigError
@@ -45,10 +45,10 @@ def test_the_model_is_seeded_by_the_training_seed():
     assert not torch.equal(first.fc.weight, other.fc.weight)
 
 
-def test_fit_trains_the_described_run_and_load_run_reads_it_back(synthetic, tmp_path):
-    settings = tiny_config(tmp_path / "run", epochs=1).to_dict()
+def test_fit_trains_the_described_run_and_load_run_reads_it_back(small, tmp_path):
+    settings = quick_config(tmp_path / "run", epochs=1).to_dict()
     spec = describe_run(RECIPES["smoke"], width=0.0625, **settings)
-    run = spec.fit(spec.data(synthetic))
+    run = spec.fit(spec.data(small))
     record = load_run(tmp_path / "run")
     assert record.model_config == spec.model and run.metrics.recipe == "smoke"
     assert record.train_config["epochs"] == 1 and record.train_config["seed"] == spec.train.seed

@@ -8,11 +8,13 @@ import sys
 import time
 
 import pytest
+from conftest import made_once
 
 from googlenet_utils import ModelConfig, RunDir, UserError
 from googlenet_utils import sweep as sweep_module
 from googlenet_utils.budget import Costs
 from googlenet_utils.design import CHOICES, VARIANTS
+from googlenet_utils.provenance import ENVIRONMENT
 from googlenet_utils.recipe import RECIPES
 from googlenet_utils.sweep import GUARD, SHIPPED_FILES, SWEEPS, load_sweep_data, main, run_settings, run_sweep
 from googlenet_utils.trainer import NonFiniteLossError, Trainer
@@ -38,11 +40,14 @@ def smoke_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shipped(smoke_data, tmp_path_factory):
-    """Two variants x two seeds of the smoke sweep, trained and shipped once for this module."""
-    root = tmp_path_factory.mktemp("sweep")
-    lines = []
-    sweep_pair(smoke_data, root, lines.append)
-    return root, lines
+    """Two variants x two seeds of the smoke sweep, trained and shipped once for the session."""
+    with made_once(tmp_path_factory, "sweep-pair") as (root, made):
+        log = root / "sweep.log"  # what the sweep printed, for the processes that did not run it
+        if not made:
+            lines = []
+            sweep_pair(smoke_data, root, lines.append)
+            log.write_text("\n".join(lines))
+        return root, log.read_text().splitlines()
 
 
 def copy_of(shipped_root, tmp_path):
@@ -91,17 +96,23 @@ def test_the_tradeoff_sweep_is_the_cpu_recipe_at_each_width_and_length(tmp_path)
     assert seen == {(w, e) for w in (0.125, 0.1875, 0.25) for e in (6, 12)}
 
 
-def test_a_sweep_ships_config_history_and_metrics_of_each_run(shipped):
+@pytest.mark.slow  # trains four runs (the module's sweep)
+def test_a_sweep_ships_config_history_and_metrics_of_each_run_and_what_ran_it(shipped):
     root, lines = shipped
     folders = sorted(p.name for p in results(root).iterdir())
     assert folders == ["3x3x2-seed0", "3x3x2-seed1", "baseline-seed0", "baseline-seed1"]
     for name in folders:
-        assert sorted(p.name for p in (results(root) / name).iterdir()) == sorted(SHIPPED_FILES)
+        assert sorted(p.name for p in (results(root) / name).iterdir()) == sorted(
+            [*SHIPPED_FILES, ENVIRONMENT]
+        )
+        ran_it = json.loads((results(root) / name / ENVIRONMENT).read_text())
+        assert ran_it["device"].startswith("cpu") and ran_it["date"].startswith("20") and ran_it["commit"]
         assert (root / "runs" / name / "best.pt").is_file()  # weights stay in the run directory
     assert len(lines) == 4 and lines[0].startswith("[sweep smoke 1/4] baseline-seed0: test accuracy")
     assert "3 to go" in lines[0] and "to go" not in lines[-1]
 
 
+@pytest.mark.slow  # reads the four runs the module trains
 def test_paired_runs_share_the_data_and_the_split(shipped):
     root, _ = shipped
     records = {p.name: RunDir(p).read_config() for p in results(root).iterdir()}
@@ -112,6 +123,7 @@ def test_paired_runs_share_the_data_and_the_split(shipped):
     assert records["baseline-seed0"]["data"]["validation"] != records["baseline-seed1"]["data"]["validation"]
 
 
+@pytest.mark.slow  # trains the module's four runs and one more
 def test_shipped_runs_are_skipped_and_a_lost_one_is_reshipped_from_its_run(shipped, smoke_data, tmp_path):
     root = copy_of(shipped[0], tmp_path)
     before = (results(root) / "3x3x2-seed1" / "history.csv").read_text()
@@ -126,6 +138,7 @@ def test_shipped_runs_are_skipped_and_a_lost_one_is_reshipped_from_its_run(shipp
     assert not (results(root) / ".3x3x2-seed1.partial").exists()
 
 
+@pytest.mark.slow  # reads the four runs the module trains
 def test_results_made_with_other_settings_are_refused(shipped, smoke_data, tmp_path):
     root = copy_of(shipped[0], tmp_path)
     path = results(root) / "baseline-seed0" / "config.json"
@@ -139,6 +152,7 @@ def test_results_made_with_other_settings_are_refused(shipped, smoke_data, tmp_p
         sweep_pair(smoke_data, root, lambda _: None)
 
 
+@pytest.mark.slow  # reads the four runs the module trains
 def test_the_command_lists_the_plan_without_training(shipped, capsys):
     root, _ = shipped
     assert main(["smoke", "--results", str(root / "results"), "--list", "--seeds", "0"]) == 0
@@ -176,6 +190,7 @@ def budgeted(monkeypatch):
     return dataclasses.replace(SMOKE, run_budget=BUDGET)
 
 
+@pytest.mark.slow  # trains two runs
 def test_the_first_runs_budget_sets_every_runs_length(budgeted, smoke_data, tmp_path):
     lines = []
     common = {
@@ -217,6 +232,7 @@ def test_no_run_starts_that_would_end_after_the_deadline(budgeted, smoke_data, t
     assert f"a run takes about {BUDGET * GUARD:.0f} s" in lines[0] and "1 run(s) to go" in lines[0]
 
 
+@pytest.mark.slow  # trains two runs
 def test_a_diverging_run_is_reported_and_the_sweep_goes_on(smoke_data, tmp_path, monkeypatch):
     real = sweep_module.train_run
 
@@ -233,6 +249,7 @@ def test_a_diverging_run_is_reported_and_the_sweep_goes_on(smoke_data, tmp_path,
     assert [p.name for p in shipped] == ["3x3x2-seed0"]
 
 
+@pytest.mark.slow  # reads the four runs the module trains
 def test_results_from_another_machine_are_published_with_what_ran_them(shipped, tmp_path, capsys):
     returned = tmp_path / "returned"
     command = [

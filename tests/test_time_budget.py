@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import comparable, quick_config, smaller, stop_after, tiny_model
+from conftest import comparable, quick_config, smaller, stop_after, tiny_model, wait_until
 
 from googlenet_utils import gpu_report, load_run
 from googlenet_utils.budget import Costs
@@ -42,6 +41,7 @@ def plain_two(small, tmp_path_factory):
     return fit(tiny_model(), small, quick_config(tmp_path_factory.mktemp("plain") / "run"))
 
 
+@pytest.mark.slow  # times and trains runs
 def test_the_budget_sets_the_length_up_front_and_the_run_records_why(small, plain_two, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
     run = fit(tiny_model(), small, quick_config(tmp_path / "run", epochs=50, time_budget=100.0))
@@ -57,6 +57,7 @@ def test_the_budget_sets_the_length_up_front_and_the_run_records_why(small, plai
     assert run.test_accuracy == plain_two.test_accuracy
 
 
+@pytest.mark.slow  # times and trains runs
 def test_a_resumed_budget_run_keeps_the_length_it_chose(small, plain_two, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
     with pytest.raises(KeyboardInterrupt):
@@ -86,6 +87,7 @@ def test_the_wall_clock_guard_stops_at_an_epoch_boundary_and_still_tests(
     assert load_run(tmp_path).metrics.stopped_early["after_epoch"] == 1
 
 
+@pytest.mark.slow  # times the steps and trains a run
 def test_timing_the_steps_leaves_no_trace(small, tmp_path):
     trainer = Trainer(tiny_model(), small, quick_config(tmp_path, resolutions="16:1", ema=True))
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -135,16 +137,17 @@ gpu_report.main(["run", "--smoke", "--out", sys.argv[1], "--epochs", "200", "--b
 """
 
 
+FIRST_FILES = ("progress.json", "history.csv")  # written after the first epoch, the progress last
+
+
 @pytest.mark.slow
 def test_a_report_killed_mid_run_has_left_its_history_and_metrics_so_far(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     worker = subprocess.Popen([sys.executable, "-c", KILLED, str(out)], env=env)
     try:
-        deadline = time.time() + 240
-        while not (out / "progress.json").is_file() or not (out / "history.csv").is_file():
-            assert worker.poll() is None and time.time() < deadline, "the report ended before its first epoch"
-            time.sleep(0.05)
+        first_epoch_written = lambda: all((out / name).is_file() for name in FIRST_FILES)  # noqa: E731
+        wait_until(first_epoch_written, worker, "its first epoch", timeout=240)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import comparable, tiny_config, tiny_model
+from conftest import comparable, quick_config, tiny_config, tiny_model, wait_until
 
 from googlenet_utils import checkpoint as checkpoint_module
 from googlenet_utils import load_run, make_synthetic_cifar10
@@ -95,8 +95,9 @@ def test_zero_aux_weight_sends_no_gradient_to_aux_heads(synthetic, tmp_path):
     assert trainer.model.fc.weight.grad.abs().sum() > 0
 
 
-def test_validation_only_as_often_as_the_recipe_asks(synthetic, tmp_path):
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path / "run", epochs=4, val_every=3))
+@pytest.mark.slow  # trains a four-epoch run
+def test_validation_only_as_often_as_the_recipe_asks(small, tmp_path):
+    run = fit(tiny_model(), small, quick_config(tmp_path / "run", epochs=4, val_every=3))
     assert [row["val_accuracy"] is not None for row in run.history] == [False, False, True, True]
     assert run.metrics.best_epoch in (3, 4)
 
@@ -120,12 +121,7 @@ def test_a_killed_run_resumes_to_exactly_the_same_result(synthetic, synthetic_ro
     killed_dir = tmp_path / "killed"
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(synthetic_root), str(killed_dir)])
     try:
-        deadline = time.time() + 300
-        while not (killed_dir / "last.pt").exists():  # first epoch done
-            assert worker.poll() is None and time.time() < deadline, (
-                "worker ended before its first checkpoint"
-            )
-            time.sleep(0.05)
+        wait_until((killed_dir / "last.pt").exists, worker, "its first checkpoint")  # first epoch done
         time.sleep(0.5)  # now in the middle of epoch 2
     finally:
         worker.send_signal(signal.SIGKILL)  # its lock on the run directory dies with it
@@ -226,26 +222,28 @@ class Killed(BaseException):
     """Stands for SIGKILL at one chosen point: nothing after it runs."""
 
 
-def test_a_kill_between_best_and_last_pt_of_the_first_epoch_loses_nothing(synthetic, tmp_path, monkeypatch):
+@pytest.mark.slow  # trains three runs
+def test_a_kill_between_best_and_last_pt_of_the_first_epoch_loses_nothing(small, tmp_path, monkeypatch):
     def killed(self, state):
         raise Killed  # the improved epoch's weights are written, its last.pt is not
 
     run_dir, one_epoch = tmp_path / "run", {"epochs": 1}
     monkeypatch.setattr(RunDir, "save_last", killed)
     with pytest.raises(Killed):
-        fit(tiny_model(), synthetic, tiny_config(run_dir, **one_epoch))
+        fit(tiny_model(), small, quick_config(run_dir, **one_epoch))
     monkeypatch.undo()
     litter = [run_dir / ".last.pt.a1b2c3d4.tmp", run_dir / ".metrics.json.e5f6g7h8.tmp"]
     for path in litter:  # what a kill during those writes leaves
         path.write_bytes(b"x" * 1000)
-    run = fit(tiny_model(), synthetic, tiny_config(run_dir, resume=True, **one_epoch))
-    straight = fit(tiny_model(), synthetic, tiny_config(tmp_path / "straight", **one_epoch))
+    run = fit(tiny_model(), small, quick_config(run_dir, resume=True, **one_epoch))
+    straight = fit(tiny_model(), small, quick_config(tmp_path / "straight", **one_epoch))
     assert comparable(run.history) == comparable(straight.history)
     assert run.test_accuracy == straight.test_accuracy
     assert not any(path.exists() for path in litter) and not (run_dir / "best.pt.pending").exists()
 
 
-def test_after_a_full_disk_in_the_first_epoch_the_advised_resume_works(synthetic, tmp_path, monkeypatch):
+@pytest.mark.slow  # trains two runs
+def test_after_a_full_disk_in_the_first_epoch_the_advised_resume_works(small, tmp_path, monkeypatch):
     real_save = checkpoint_module.save_checkpoint
 
     def full_for_last_pt(path, state, kind):
@@ -259,9 +257,9 @@ def test_after_a_full_disk_in_the_first_epoch_the_advised_resume_works(synthetic
 
     monkeypatch.setattr("googlenet_utils.rundir.save_checkpoint", full_for_last_pt)
     with pytest.raises(CheckpointError, match="disk full while writing .*last.pt.*then resume"):
-        fit(tiny_model(), synthetic, tiny_config(tmp_path, epochs=1))
+        fit(tiny_model(), small, quick_config(tmp_path, epochs=1))
     monkeypatch.undo()
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, epochs=1, resume=True))
+    run = fit(tiny_model(), small, quick_config(tmp_path, epochs=1, resume=True))
     assert [row["epoch"] for row in run.history] == [1]
 
 
@@ -299,33 +297,35 @@ def poisoned(after_steps: int):
     return model
 
 
-def test_non_finite_loss_in_a_later_epoch_gives_followable_advice(synthetic, tmp_path):
-    steps_per_epoch = 500 // 64
+@pytest.mark.slow  # trains two runs
+def test_non_finite_loss_in_a_later_epoch_gives_followable_advice(small, tmp_path):
+    steps_per_epoch = 128 // 64  # small's 192 images less 64 held out for validation
     with pytest.raises(
-        NonFiniteLossError, match=r"non-finite at epoch 2, step 3 \(learning rate 0\.0\d+\)"
+        NonFiniteLossError, match=r"non-finite at epoch 2, step 2 \(learning rate 0\.0\d+\)"
     ) as error:
-        fit(poisoned(steps_per_epoch + 2), synthetic, tiny_config(tmp_path))
+        fit(poisoned(steps_per_epoch + 1), small, quick_config(tmp_path, epochs=3))
     assert "holds epoch 1" in str(error.value) and "--resume and --lr 0.025" in str(error.value)
     assert "--precision fp32" not in str(error.value)  # the run is fp32 already (a CPU)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["epoch"] == 1 and len(state["history"]) == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
     # The advice works: a lower learning rate is accepted on resume and recorded in the history.
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, lr=0.025, resume=True))
+    run = fit(tiny_model(), small, quick_config(tmp_path, epochs=3, lr=0.025, resume=True))
     assert run.history[1]["resumed_with"] == "lr 0.05 -> 0.025" and run.history[0].get("resumed_with") is None
     assert [row["epoch"] for row in run.history] == [1, 2, 3]
 
 
-def test_non_finite_loss_in_the_first_epoch_claims_no_checkpoint(synthetic, tmp_path):
+@pytest.mark.slow  # trains two runs
+def test_non_finite_loss_in_the_first_epoch_claims_no_checkpoint(small, tmp_path):
     with pytest.raises(NonFiniteLossError, match="No checkpoint was written yet.*--resume .*--lr 0.025"):
-        fit(poisoned(2), synthetic, tiny_config(tmp_path))
+        fit(poisoned(1), small, quick_config(tmp_path))
     assert not (tmp_path / "last.pt").exists()
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, lr=0.025, resume=True))  # the advice works
-    assert len(run.history) == 3
+    run = fit(tiny_model(), small, quick_config(tmp_path, lr=0.025, resume=True))  # the advice works
+    assert len(run.history) == 2
 
 
 def test_disk_full_during_a_checkpoint_stops_the_run_and_keeps_the_last_good_one(
-    synthetic, tmp_path, monkeypatch
+    small, tmp_path, monkeypatch
 ):
     real_save, saves = checkpoint_module.save_checkpoint, {"n": 0}
 
@@ -341,13 +341,14 @@ def test_disk_full_during_a_checkpoint_stops_the_run_and_keeps_the_last_good_one
 
     monkeypatch.setattr("googlenet_utils.rundir.save_checkpoint", fill_up)
     with pytest.raises(CheckpointError, match="disk full while writing"):
-        fit(tiny_model(), synthetic, tiny_config(tmp_path))
+        fit(tiny_model(), small, quick_config(tmp_path))
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
 
 # ---------------------------------------------------------------- compile
 
 
+@pytest.mark.slow  # compiles (dynamo traces the network and its backward even with the eager backend)
 def test_compile_warms_up_before_training_and_leaves_no_trace(synthetic, tmp_path, monkeypatch):
     # Inductor's C++ build takes minutes on a CPU; the eager backend checks the wiring in seconds.
     compiled, real_compile = [], torch.compile
@@ -366,12 +367,12 @@ def test_compile_warms_up_before_training_and_leaves_no_trace(synthetic, tmp_pat
     assert math.isfinite(loss.item()) and set(losses) == {"main", "aux1", "aux2"}
 
 
-def test_a_failing_compiler_falls_back_with_a_message(synthetic, tmp_path, monkeypatch, capsys):
+def test_a_failing_compiler_falls_back_with_a_message(small, tmp_path, monkeypatch, capsys):
     def broken(target, **kwargs):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", broken)
-    run = fit(tiny_model(), synthetic, tiny_config(tmp_path, compile=True, epochs=1, warmup_epochs=0.0))
+    run = fit(tiny_model(), small, quick_config(tmp_path, compile=True, epochs=1, warmup_epochs=0.0))
     assert (
         "torch.compile failed (RuntimeError: no C++ compiler); training without it."
         in capsys.readouterr().out

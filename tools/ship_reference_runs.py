@@ -82,31 +82,19 @@ PAIR = [
     ShippedRun(folder, name, "reference", ("--no-aux",) if name.endswith("no-aux") else (), REFERENCE_INTRO)
     for name, folder in REFERENCE_RUNS.items()
 ]
+NO_DROPOUT = ("--dropout", "0", "--aux-dropout", "0")  # the narrow network underfits: dropout costs it
 TIMED = {
     run.folder: run
     for run in (
         _timed("timed-cpu-30min", "googlenet-cpu"),
-        _timed(
-            "timed-cpu-30min-no-dropout", "googlenet-cpu-no-dropout", ("--dropout", "0", "--aux-dropout", "0")
-        ),
+        _timed("timed-cpu-30min-no-dropout", "googlenet-cpu-no-dropout", NO_DROPOUT),
         # The time of the run above spent better: validated once, after the last epoch (its 9
         # validations took 170 s), and two more 16 px epochs in their place (about 100 s each), with
         # the same two at 24 px and one at 32 px: 11 epochs, sized by that run's step times.
         _timed(
             "timed-cpu-30min-more-low-res",
             "googlenet-cpu-more-low-res",
-            (
-                "--dropout",
-                "0",
-                "--aux-dropout",
-                "0",
-                "--val-every",
-                "10000",
-                "--epochs",
-                "11",
-                "--resolutions",
-                "16:8,24:2",
-            ),
+            (*NO_DROPOUT, "--val-every", "10000", "--epochs", "11", "--resolutions", "16:8,24:2"),
         ),
     )
 }
@@ -116,8 +104,7 @@ TIMED = {
 # Without dropout: the narrow network underfits at these lengths, and the 30-minute pair measured
 # +1.42 pp without it.
 _LONG_FLAGS = (
-    "--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7", "--time-budget", "5400",
-    "--dropout", "0", "--aux-dropout", "0",
+    "--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7", "--time-budget", "5400", *NO_DROPOUT,
 )  # fmt: skip
 LONG = ShippedRun(
     "reference-cpu-90min", "googlenet-cpu-90min", "long", _LONG_FLAGS, LONG_INTRO,
