@@ -1,11 +1,13 @@
 """Benchmarks. Each measures a baseline in the same run, on the same machine, and prints the ratio.
 
     python -m googlenet_utils.bench loader   # CIFARLoader vs a torchvision DataLoader pipeline
-    python -m googlenet_utils.bench train    # a recipe's step (eager, fused 1x1, compiled) vs a plain loop
+    python -m googlenet_utils.bench train    # a recipe's step (eager, fused 1x1, NCHW, compiled) vs plain
+    python -m googlenet_utils.bench train --size 16 --batch-size 256   # a low-resolution epoch's step
 
 ``bench train`` uses the recipe's batch size, precision and width (``--recipe``; by default
 ``fast`` with a GPU, ``cpu`` without), and on a GPU reports model FLOP utilisation against the
-GPU's dense bf16 peak. Without ``--data-dir`` both use the synthetic set (CIFAR-10's shapes).
+GPU's dense bf16 peak. ``--size`` times the steps of a low-resolution epoch (16 or 24 px) instead.
+Without ``--data-dir`` both use the synthetic set (CIFAR-10's shapes).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .model import googlenet_loss
 from .recipe import choose_recipe, make_optimizer
 from .runspec import describe_run
 from .synthetic import make_synthetic_cifar10
-from .trainer import Trainer
+from .trainer import Trainer, shrink
 
 # Dense (not sparse) bf16 tensor-core peaks in FLOP/s from the vendors' data sheets, keyed by the
 # exact name torch.cuda.get_device_name reports. fp16 for the T4 and V100, which lack bf16.
@@ -198,16 +200,27 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         plain_model = copy.deepcopy(model)  # same weights, default fp32 NCHW layout
         trainer = Trainer(model, data, config)
 
-        def recipe_rate() -> float:
+        def recipe_rate(layout: torch.memory_format | None = None) -> float:
             step = iter(range(10**9))
             batches = _endless(lambda: trainer.train_loader)
-            return _rate(batches, lambda b: trainer.train_step(*b, next(step)), args.warmup, steps, device)
+
+            def train_step(batch) -> None:
+                images = shrink(batch[0], args.size) if args.size != batch[0].shape[-1] else batch[0]
+                images = images.contiguous(memory_format=layout) if layout is not None else images
+                trainer.train_step(images, batch[1], next(step))
+
+            return _rate(batches, train_step, args.warmup, steps, device)
 
         trainer.compile = False
         eager = recipe_rate() * batch_size
         model.fuse_1x1()  # the same parameters; each module's three 1x1 convolutions on x run as one
         fused = recipe_rate() * batch_size
         model.fuse_1x1(False)
+        nchw = None
+        if config.channels_last:  # the same step in the default layout: what channels-last buys here
+            model.to(memory_format=torch.contiguous_format)  # the same parameters, other strides
+            nchw = recipe_rate(torch.contiguous_format) * batch_size
+            model.to(memory_format=torch.channels_last)
         compiled_rate = None
         if compiled:
             trainer.compile = True
@@ -219,6 +232,8 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
 
         def plain_step(batch) -> None:
             images, labels = (t.to(device) for t in batch)
+            if args.size != images.shape[-1]:
+                images = torch.nn.functional.interpolate(images, size=(args.size, args.size), mode="bilinear")
             loss = googlenet_loss(plain_model(images), labels, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -226,7 +241,7 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
 
         plain = _rate(plain_batches, plain_step, args.warmup, steps, device) * batch_size
     best = compiled_rate or eager
-    flops_per_image = train_flops_per_image(model)
+    flops_per_image = train_flops_per_image(model, args.size)
     name = device_name(device)
     peak = peak_flops(name) if device.type == "cuda" else None
     result = {
@@ -239,6 +254,9 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         "eager_images_per_s": eager,
         "fused_1x1_images_per_s": fused,
         "fused_1x1_ratio": fused / eager,  # the fused step against the recipe's, measured in this run
+        "nchw_images_per_s": nchw,
+        "nchw_ratio": nchw / eager if nchw else None,  # the NCHW step against the recipe's channels-last one
+        "size": args.size,
         "compiled_images_per_s": compiled_rate,
         "compile_seconds": trainer.compile_seconds if compiled else None,
         "plain_images_per_s": plain,
@@ -259,8 +277,16 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         f"the same step with fused 1x1 convolutions:       {fused:>9,.0f} images/s "
         f"({result['fused_1x1_ratio']:.2f}x the recipe's step)"
     )
+    if nchw is not None:
+        print(
+            f"the same step in the NCHW layout:                {nchw:>9,.0f} images/s "
+            f"({result['nchw_ratio']:.2f}x the recipe's step)"
+        )
     print(f"plain fp32 NCHW DataLoader loop:                 {plain:>9,.0f} images/s")
-    print(f"ratio: {result['ratio']:.2f}x  (GoogLeNet cifar, width {width}, batch {batch_size}, {name})")
+    print(
+        f"ratio: {result['ratio']:.2f}x  (GoogLeNet cifar, width {width}, batch {batch_size}, "
+        f"{args.size}x{args.size} images, {name})"
+    )
     if device.type == "cuda":
         utilisation = (
             f"{result['model_flop_utilisation']:.1%} of {peak / 1e12:.0f} TFLOP/s" if peak else "peak unknown"
@@ -293,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (train)")
     parser.add_argument("--width", type=float, default=None, help="GoogLeNet width (default: the recipe's)")
+    parser.add_argument(
+        "--size", type=int, default=32, choices=range(12, 33), metavar="PIXELS",
+        help="train: image side of the timed steps, 12 to 32 (a low-resolution epoch's: 16, 24)",
+    )  # fmt: skip
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,

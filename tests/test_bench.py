@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from googlenet_utils.bench import _rate, main, peak_flops, train_flops_per_image
+from googlenet_utils.trainer import Trainer
 
 
 def test_peak_flops_match_gpu_names_exactly():
@@ -28,15 +29,32 @@ def test_the_rate_counts_only_the_timed_batches(monkeypatch):
     assert rate == pytest.approx(8 / 2.0) and seen == list(range(11))  # 3 untimed, then 8 timed
 
 
-def test_bench_train_times_the_fused_step_against_the_recipes_in_the_same_run(tmp_path, capsys):
+def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_same_run(
+    tmp_path, capsys, monkeypatch
+):
+    sides = []
+    real_step = Trainer.train_step
+
+    def seen(self, images, labels, step=0):
+        sides.append((images.shape[-1], images.is_contiguous(memory_format=torch.channels_last)))
+        return real_step(self, images, labels, step)
+
+    monkeypatch.setattr(Trainer, "train_step", seen)
     out = tmp_path / "bench.json"
     argv = ["train", "--device", "cpu", "--recipe", "smoke", "--width", "0.0625", "--batch-size", "32"]
-    assert main([*argv, "--images", "256", "--steps", "1", "--warmup", "1", "--json", str(out)]) == 0
+    argv += ["--size", "16", "--images", "256", "--steps", "1", "--warmup", "1", "--json", str(out)]
+    assert main(argv) == 0
     result = json.loads(out.read_text())
-    assert result["fused_1x1_ratio"] == pytest.approx(
-        result["fused_1x1_images_per_s"] / result["eager_images_per_s"]
-    )
+    for name in ("fused_1x1", "nchw"):
+        assert result[f"{name}_ratio"] == pytest.approx(
+            result[f"{name}_images_per_s"] / result["eager_images_per_s"]
+        )
+    assert result["compiled_images_per_s"] is None and result["size"] == 16  # no compile on a CPU
+    # Eager and fused steps see channels-last 16 px batches, the NCHW step the same in the default layout.
+    assert {side for side, _ in sides} == {16} and [last for _, last in sides] == [True] * 4 + [False] * 2
+    printed = capsys.readouterr().out
     assert (
-        result["fused_1x1_images_per_s"] > 0 and result["compiled_images_per_s"] is None
-    )  # no compile on a CPU
-    assert "the same step with fused 1x1 convolutions" in capsys.readouterr().out
+        "the same step with fused 1x1 convolutions" in printed
+        and "the same step in the NCHW layout" in printed
+    )
+    assert "16x16 images" in printed
