@@ -11,7 +11,7 @@ OUT ?= gpu-report
 STARTED := $(shell date +%s)
 MIRROR_META := data/mirror/cifar-10-batches-py/batches.meta
 
-.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs cpu-30min cpu-90min cpu-tradeoff notebook-outputs \
+.PHONY: setup test test-fast lint unit nbval train lab bench mirror reference-runs cpu-90min cpu-tradeoff notebook-outputs \
 	notebook-outputs-real gpu-prepare gpu-tqdm gpu-report gpu-report-no-aux gpu-report-best gpu-publish \
 	gpu-ablation gpu-ablation-publish clean
 
@@ -70,10 +70,6 @@ mirror: $(STAMP)
 # The shipped CPU reference runs (about an hour on a 2-core CPU; run nothing else meanwhile).
 reference-runs: $(STAMP) mirror
 	$(BIN)/python tools/ship_reference_runs.py
-
-# The cpu recipe given 30 minutes in all (--time-budget 1800), shipped as results/timed-cpu-30min.
-cpu-30min: $(STAMP) mirror
-	$(BIN)/python tools/ship_reference_runs.py --timed
 
 # The longer CPU reference notebook 05 analyses (90 minutes in all on 2 cores: run it alone), results/reference-cpu-90min.
 cpu-90min: $(STAMP) mirror

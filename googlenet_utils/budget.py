@@ -114,6 +114,39 @@ def choose_epochs(costs: Costs, config: TrainConfig, spent: float) -> BudgetChoi
     )
 
 
+def replan(
+    choice: BudgetChoice, measured: Costs, config: TrainConfig, size: int, epoch_seconds: float
+) -> BudgetChoice | None:
+    """A shorter choice when the first epoch ran slower than its steps were timed; None keeps ``choice``.
+
+    A few timed steps can run faster than a whole epoch (a busy host, a processor that slows under
+    sustained load): every measured cost is scaled by the first epoch's real-to-timed ratio and the
+    length chosen again from ``config``, the settings before the budget chose. Called while the
+    first epoch is all warm-up, whose learning rate does not depend on the run's length, so nothing
+    trained so far would have been different. Only shortens, and only keeps a plan whose first
+    epoch is the one that was trained.
+    """
+    ratio = epoch_seconds / measured.epoch_seconds(size)
+    if ratio <= 1:
+        return None
+    scaled = dataclasses.replace(
+        measured,
+        step_seconds={side: seconds * ratio for side, seconds in measured.step_seconds.items()},
+        validation_seconds=measured.validation_seconds * ratio,
+        test_seconds=measured.test_seconds * ratio,
+    )
+    again = choose_epochs(scaled, config, choice.spent_seconds)
+    same_start = resolution_at(0, again.resolutions, FULL) == size
+    if again.epochs >= choice.epochs or not same_start or again.warmup_epochs != choice.warmup_epochs:
+        return None
+    reason = (
+        f"re-planned after the first epoch, whose {size} px steps took {ratio:.2f}x the timed ones: "
+        f"{again.epochs} epochs ({again.resolutions or 'all at 32 px'}) instead of {choice.epochs}; "
+        f"{again.reason}"
+    )
+    return dataclasses.replace(again, reason=reason)
+
+
 def _reason(costs: Costs, config: TrainConfig, epochs: int, spent: float, needed: float, room: float) -> str:
     speeds = ", ".join(
         f"{s * 1000:.1f} ms a step at {size} px" for size, s in sorted(costs.step_seconds.items())

@@ -30,6 +30,18 @@ def _driver() -> str:
         return "unknown"
 
 
+def processor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (``AMD EPYC``...): two machines' "2 threads" can differ 2x in speed."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:  # not Linux: the platform's own word, often empty on Linux itself
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def commit(given: str | None = None) -> str:
     """``given`` (a machine without git is told it), else the checkout's commit, else "unknown"."""
     if given:
@@ -54,6 +66,7 @@ def environment(device: torch.device, commit_id: str | None = None) -> dict[str,
         "cudnn": str(torch.backends.cudnn.version()) if device.type == "cuda" else "none",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "processor": processor(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit(commit_id),
     }

@@ -75,7 +75,8 @@ def describe_run(
     if train_changes.get("run_dir") is None:
         train_changes["run_dir"] = str(Path(runs) / name)
     train = recipe.config(**train_changes)  # the training settings are checked first, then the network
-    model = ModelConfig(num_classes, "cifar", chosen_width, aux_logits, **(model_changes or {}))
+    network = {**recipe.model, **(model_changes or {})}  # the recipe's network settings, then the caller's
+    model = ModelConfig(num_classes, "cifar", chosen_width, aux_logits, **network)
     overrides = describe_overrides(recipe, train_changes, model, model_changes or {})
     return RunSpec(recipe, model, train, name, overrides)
 
@@ -97,9 +98,9 @@ def describe_overrides(
     if model.width != recipe.width:
         words.append(f"width {model.width:g} (recipe: {recipe.width:g})")
     paper = ModelConfig(model.num_classes, model.variant)  # the paper's choices, at this stem
-    words += [
-        f"{name.replace('_', ' ')} {getattr(model, name)!r} (paper: {getattr(paper, name)!r})"
-        for name in model_changes
-        if getattr(model, name) != getattr(paper, name)
-    ]
+    for name in model_changes:
+        value, baseline = getattr(model, name), recipe.model.get(name, getattr(paper, name))
+        if value != baseline:
+            against = "recipe" if name in recipe.model else "paper"
+            words.append(f"{name.replace('_', ' ')} {value!r} ({against}: {baseline!r})")
     return ", ".join(words)

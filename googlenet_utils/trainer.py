@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import distributed as dist_utils
-from .budget import BudgetChoice, Costs, choose_epochs, stop_now
+from .budget import BudgetChoice, Costs, choose_epochs, replan, stop_now
 from .checkpoint import BackgroundWriter, CheckpointError, check_compatible, host_copy, load_weights
 from .cifar10 import CIFAR10Data, split_fingerprint, validation_indices
 from .complexity import count_parameters
@@ -168,6 +168,8 @@ class Trainer:
         self.resume_note: str | None = None
         self.costs: Costs | None = None  # measured before the first epoch when a budget or limit asks
         self.budget: BudgetChoice | None = None
+        self.before_budget: TrainConfig | None = None  # what a new budgeted run's choice started from
+        self.timed: Costs | None = None  # the warm-up's timings, kept for the re-plan after epoch 1
         self.stopped: dict[str, Any] | None = None  # set when the wall-clock guard ended the run
         self.clock = time.perf_counter()  # reset when the run starts: budget and limit count from there
 
@@ -309,10 +311,25 @@ class Trainer:
         if not choose:
             return
         self.budget = dist_utils.share(choose_epochs(self.costs, self.config, self.elapsed()), self.dist)
+        self.before_budget, self.timed = self.config, self.costs
         self._set_config(self.budget.apply(self.config))
         if self.is_main:
             self.rundir.write_config(self._record())
             print(self.budget.reason)
+
+    def _replan(self, epoch: int, row: dict[str, Any]) -> None:
+        """After a new budgeted run's first epoch, all warm-up: shorten it if that epoch ran slow."""
+        if epoch != 0 or self.before_budget is None or self.config.warmup_epochs < 1:
+            return  # past the warm-up the decay has begun: its slope depends on the length
+        shorter = replan(self.budget, self.timed, self.before_budget, row["resolution"], row["train_seconds"])
+        shorter = dist_utils.share(shorter, self.dist)  # every process trains the same length
+        if shorter is None:
+            return
+        self.budget = shorter
+        self._set_config(shorter.apply(self.config))
+        if self.is_main:
+            self.rundir.write_config(self._record())
+            print(shorter.reason)
 
     def _ends_here(self, epoch: int) -> bool:
         """Whether (0-based) ``epoch`` is the run's last: the plan's last, or the wall-clock guard's stop."""
@@ -542,6 +559,7 @@ class Trainer:
                 self._report()
             for epoch in range(self.start_epoch, self.config.epochs):
                 row = self._train_epoch(epoch)
+                self._replan(epoch, row)
                 if self.costs is not None:  # the epoch's real speed replaces the warm-up's estimate
                     self.costs = self.costs.updated(row["resolution"], row["train_seconds"], None)
                 last = self._ends_here(epoch)

@@ -9,6 +9,7 @@ from googlenet_utils.budget import (
     BudgetChoice,
     Costs,
     choose_epochs,
+    replan,
     scale_resolutions,
     stop_now,
     validations,
@@ -87,3 +88,18 @@ def test_real_epoch_timings_replace_the_estimates():
     later = COSTS.updated(32, train_seconds=20.0, validation_seconds=None)
     assert later.epoch_seconds(32) == pytest.approx(20.0) and later.validation_seconds == 2.0
     assert later.updated(16, 5.0, 4.0).step_seconds == {16: 0.5, 32: 2.0}
+
+
+def test_a_slow_first_epoch_shortens_the_plan_and_a_fast_one_keeps_it():
+    config = TrainConfig(epochs=20, resolutions="16:10,24:5", warmup_epochs=1.0, time_budget=400.0)
+    costs = Costs({16: 1.0, 24: 2.0, 32: 4.0}, steps_per_epoch=10, validation_seconds=1.0, test_seconds=2.0)
+    first = choose_epochs(costs, config, spent=0.0)
+    assert (first.epochs, first.resolutions) == (17, "16:8,24:4")  # 80 + 80 + 200 + 17 + 2 = 379 s of 380
+    slower = replan(first, costs, config, size=16, epoch_seconds=15.0)  # 1.5x the timed 10 s
+    assert slower is not None and slower.epochs < first.epochs
+    assert slower.resolutions.startswith("16:") and slower.warmup_epochs == first.warmup_epochs
+    scaled = Costs({16: 1.5, 24: 3.0, 32: 6.0}, steps_per_epoch=10, validation_seconds=1.5, test_seconds=3.0)
+    assert slower.epochs == choose_epochs(scaled, config, spent=0.0).epochs  # every cost 1.5x
+    assert slower.reason.startswith("re-planned after the first epoch, whose 16 px steps took 1.50x")
+    assert replan(first, costs, config, size=16, epoch_seconds=9.0) is None  # faster: the plan stands
+    assert replan(first, costs, config, size=16, epoch_seconds=10.5).epochs == 16  # 17 left no room for 5%

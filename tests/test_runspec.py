@@ -1,5 +1,7 @@
 """One description of a run: its name, its folder, its network and settings, validated up front."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import quick_config
@@ -21,10 +23,20 @@ def test_the_recipe_alone_gives_its_name_folder_width_and_heads():
 def test_overrides_change_the_name_and_are_stated_in_words(tmp_path):
     spec = describe_run(RECIPES["cpu"], width=0.25, aux_logits=False, epochs=1, runs=tmp_path)
     assert spec.name == "googlenet-cpu-w0.25-no-aux" and spec.train.run_dir == str(tmp_path / spec.name)
-    assert spec.overrides == "epochs 1 (recipe: 13), width 0.25 (recipe: 0.125)"
+    recipe_epochs = RECIPES["cpu"].config().epochs
+    assert spec.overrides == f"epochs 1 (recipe: {recipe_epochs}), width 0.25 (recipe: 0.125)"
     assert describe_run(RECIPES["cpu"], run_dir=str(tmp_path / "mine")).train.run_dir == str(
         tmp_path / "mine"
     )
+
+
+def test_a_recipe_sets_network_settings_that_a_caller_can_override_in_words():
+    recipe = replace(RECIPES["smoke"], model={"dropout": 0.0})
+    assert describe_run(recipe).model.dropout == 0.0 and describe_run(recipe).overrides == ""
+    assert describe_run(RECIPES["smoke"]).model.dropout == 0.4  # the paper's, when the recipe is silent
+    spec = describe_run(recipe, model_changes={"dropout": 0.4, "aux_dropout": 0.0})
+    assert (spec.model.dropout, spec.model.aux_dropout) == (0.4, 0.0)
+    assert spec.overrides == "dropout 0.4 (recipe: 0.0), aux dropout 0.0 (paper: 0.7)"
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import made_once
@@ -15,9 +16,10 @@ from googlenet_utils import sweep as sweep_module
 from googlenet_utils.budget import Costs
 from googlenet_utils.design import CHOICES, VARIANTS
 from googlenet_utils.provenance import ENVIRONMENT
-from googlenet_utils.recipe import RECIPES
 from googlenet_utils.sweep import GUARD, SHIPPED_FILES, SWEEPS, load_sweep_data, main, run_settings, run_sweep
 from googlenet_utils.trainer import NonFiniteLossError, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMOKE = SWEEPS["smoke"]
 PAIR = ("baseline", "3x3x2")
@@ -79,8 +81,9 @@ def test_each_variant_changes_only_what_it_says(tmp_path):
         assert train.resume and train.seed == 0 and train.time_budget == 0  # fixed length: paired epochs
 
 
-def test_the_tradeoff_sweep_is_the_cpu_recipe_at_each_width_and_length(tmp_path):
-    sweep, cpu = SWEEPS["width-epochs"], RECIPES["cpu"]
+def test_the_tradeoff_sweep_is_one_recipe_at_each_width_and_length(tmp_path):
+    sweep = SWEEPS["width-epochs"]
+    cpu = sweep.recipe  # the cpu recipe as the table began with it, frozen for all six runs
     plan = sweep.runs()
     assert [run.name for run in plan[:3]] == ["w0.125-e6-seed0", "w0.1875-e6-seed0", "w0.25-e6-seed0"]
     seen = set()
@@ -94,6 +97,14 @@ def test_the_tradeoff_sweep_is_the_cpu_recipe_at_each_width_and_length(tmp_path)
         assert differ <= {"val_every", "run_dir", "resume", "progress", "device"}, differ
         assert train.seed == 0 and train.time_budget == 0 and train.val_every >= train.epochs
     assert seen == {(w, e) for w in (0.125, 0.1875, 0.25) for e in (6, 12)}
+    for shipped in sorted((ROOT / "results" / "sweeps" / "width-epochs").iterdir()):  # what it trained
+        run = next(run for run in plan if run.name == shipped.name)
+        _, train = run_settings(sweep, run, tmp_path)
+        recorded = RunDir(shipped).read_config()["train"]
+        assert {k: recorded[k] for k in ("epochs", "resolutions", "lr", "warmup_epochs", "time_budget")} == {
+            "epochs": train.epochs, "resolutions": train.resolutions, "lr": train.lr,
+            "warmup_epochs": train.warmup_epochs, "time_budget": train.time_budget,
+        }  # fmt: skip
 
 
 @pytest.mark.slow  # trains four runs (the module's sweep)

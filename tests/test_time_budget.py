@@ -18,7 +18,7 @@ from conftest import comparable, quick_config, smaller, stop_after, tiny_model, 
 
 from googlenet_utils import gpu_report, load_run
 from googlenet_utils.budget import Costs
-from googlenet_utils.recipe import TrainConfig
+from googlenet_utils.recipe import TrainConfig, lr_factor
 from googlenet_utils.trainer import Trainer, fit
 
 STEPS = 2  # training steps per epoch of quick_config on the small set
@@ -55,6 +55,37 @@ def test_the_budget_sets_the_length_up_front_and_the_run_records_why(small, plai
     # The schedule knew its length: the same learning rates, losses and result as asking for 2 epochs.
     assert without_notes(run.history) == comparable(plain_two.history)
     assert run.test_accuracy == plain_two.test_accuracy
+
+
+def test_a_first_epoch_slower_than_its_timed_steps_shortens_the_run_before_the_decay(
+    small, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(Trainer, "measure_costs", lambda self: known_costs(40.0))
+    real_epoch = Trainer._train_epoch
+
+    def twice_as_slow(self, epoch):  # the epoch's clock, not its training, is what the test controls
+        return {**real_epoch(self, epoch), "train_seconds": 80.0}
+
+    monkeypatch.setattr(Trainer, "_train_epoch", twice_as_slow)
+    config = quick_config(tmp_path / "run", epochs=50, time_budget=500.0, warmup_epochs=1.0)
+    run = fit(tiny_model(), small, config)
+    # Timed: 41 s an epoch with its validation, 11 epochs fit the 474 s left. The first took 80 s
+    # (2x): every cost doubles, and 5 epochs fit (412 s), 6 do not (494 s).
+    assert len(run.history) == run.metrics.planned_epochs == run.metrics.time_budget["epochs"] == 5
+    reason = run.metrics.time_budget["reason"]
+    assert (
+        reason.startswith("re-planned after the first epoch")
+        and "2.00x" in reason
+        and "instead of 11" in reason
+    )
+    assert load_run(tmp_path / "run").train_config["epochs"] == 5
+    # The warm-up's rate does not depend on the length, and the decay was laid out for 5 epochs.
+    expected = [
+        config.lr * lr_factor((epoch + 1) * STEPS - 1, total_steps=5 * STEPS, warmup_steps=STEPS,
+                              schedule=config.schedule)
+        for epoch in range(5)
+    ]  # fmt: skip
+    assert [row["lr"] for row in run.history] == pytest.approx(expected)
 
 
 @pytest.mark.slow  # times and trains runs

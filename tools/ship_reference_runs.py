@@ -1,23 +1,22 @@
 """Train the CPU reference runs on the JPEG mirror and ship them under results/ (``make reference-runs``).
 
-    python tools/ship_reference_runs.py                 # train both runs (about an hour on 2 cores), ship
+    python tools/ship_reference_runs.py                 # train the pair (about an hour on 2 cores), ship
     python tools/ship_reference_runs.py --ship-only     # ship finished runs from runs/reference/
-    python tools/ship_reference_runs.py --timed         # the 30-minute measurement (``make cpu-30min``)
-    python tools/ship_reference_runs.py --timed timed-cpu-30min-no-dropout   # the same without dropout
     python tools/ship_reference_runs.py --long          # the 90-minute reference (``make cpu-90min``)
 
-The two runs differ only in the auxiliary heads: same recipe, seed, data and split. They are
-trained in runs/reference/ (kept locally: notebook 04's stored outputs re-test them) and copied
-through the run-directory module into results/reference-cpu-aux/ and results/reference-cpu-no-aux/
-with a README naming recipe, width, device, date, commit, data and wall time. Run nothing else
-on the machine meanwhile: the runs record their speed.
-
-``--timed`` trains the `cpu` recipe once more with ``--time-budget 1800`` (the issue's goal: a
-result within 30 minutes on 2 cores, compiling and testing included), in runs/timed/, and ships it
-as results/timed-cpu-30min/: the budget, not the recipe, decides its number of epochs.
+The pair is the `cpu` recipe with and without the auxiliary heads: same recipe, seed, data and
+split. The run with the heads is the recipe as a learner runs it, 30 minutes in all: its time
+budget chooses the number of epochs. The run without them trains exactly those epochs (and
+low-resolution plan) without a budget, so that the two differ only in the heads. They are trained
+in runs/reference/ (kept locally: notebook 04's stored outputs re-test them) and copied through the
+run-directory module into results/reference-cpu-aux/ and results/reference-cpu-no-aux/ with a
+README naming recipe, width, device, processor, date, commit, data and wall time, and the
+``environment.json`` of the machine. Run nothing else on the machine meanwhile: the runs record
+their speed.
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import shutil
@@ -26,16 +25,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from googlenet_utils.course import REFERENCE_RUNS  # noqa: E402
 from googlenet_utils.generated_sections import replace_section  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
-from googlenet_utils.run_record import export_run, load_run  # noqa: E402
+from googlenet_utils.provenance import ENVIRONMENT, processor, write_environment  # noqa: E402
+from googlenet_utils.run_record import RunRecord, export_run, load_run  # noqa: E402
 
 SECTION = "cpu-reference"  # the README section the table of shipped CPU runs fills
-BUDGET = 1800  # seconds: the 30-minute runs' whole budget, compiling, validation and the test included
 
 REFERENCE_INTRO = (
     "A reference run shipped with the course, so that notebook 05 has a real run to analyse without\n"
@@ -44,10 +45,6 @@ REFERENCE_INTRO = (
 LONG_INTRO = (
     "The longer CPU reference that notebook 05 analyses while no GPU run is shipped. It is a CPU run\n"
     "of a narrow network (3/16 of the paper's width), not the full-width GoogLeNet."
-)
-TIMED_INTRO = (
-    "How far the `cpu` recipe gets in 30 minutes on the project's 2-core machine, everything included.\n"
-    "It is a CPU run of a narrow network, not the full-width GoogLeNet."
 )
 
 
@@ -67,44 +64,35 @@ class ShippedRun:
         return ROOT / "runs" / self.group / self.run
 
 
-def _timed(folder: str, run: str, flags: tuple[str, ...] = ()) -> ShippedRun:
-    changed = f" with `{' '.join(flags)}`" if flags else ""
-    why = (
-        f"The `cpu` recipe{changed} given `--time-budget {BUDGET}` ({BUDGET / 60:.0f} minutes for the "
-        "whole run, compiling, validation and the test included) on a machine running nothing else: the "
-        "budget chose the number of epochs."
-    )
-    return ShippedRun(folder, run, "timed", (*flags, "--time-budget", str(BUDGET)), TIMED_INTRO, why)
-
-
 # The pair: the same recipe, seed, data and split, with and without the auxiliary heads.
 PAIR = [
     ShippedRun(folder, name, "reference", ("--no-aux",) if name.endswith("no-aux") else (), REFERENCE_INTRO)
     for name, folder in REFERENCE_RUNS.items()
 ]
-NO_DROPOUT = ("--dropout", "0", "--aux-dropout", "0")  # the narrow network underfits: dropout costs it
-TIMED = {
-    run.folder: run
-    for run in (
-        _timed("timed-cpu-30min", "googlenet-cpu"),
-        _timed("timed-cpu-30min-no-dropout", "googlenet-cpu-no-dropout", NO_DROPOUT),
-        # The time of the run above spent better: validated once, after the last epoch (its 9
-        # validations took 170 s), and two more 16 px epochs in their place (about 100 s each), with
-        # the same two at 24 px and one at 32 px: 11 epochs, sized by that run's step times.
-        _timed(
-            "timed-cpu-30min-more-low-res",
-            "googlenet-cpu-more-low-res",
-            (*NO_DROPOUT, "--val-every", "10000", "--epochs", "11", "--resolutions", "16:8,24:2"),
-        ),
+# Earlier 30-minute runs of the recipe (9 epochs, on 2026-12-01), kept as the measurements that chose
+# its settings (no dropout); made with `--time-budget 1800` at the commit each README names.
+EARLIER = sorted((ROOT / "results").glob("timed-cpu-30min*"))
+
+
+def same_length_as(run: ShippedRun, budgeted: RunRecord, budgeted_name: str) -> ShippedRun:
+    """``run`` trained for exactly the epochs and low-resolution plan the budget chose for ``budgeted``."""
+    chosen = budgeted.train_config
+    length = ("--time-budget", "0", "--epochs", str(chosen["epochs"]), "--resolutions", chosen["resolutions"])
+    why = (
+        f"Trained without a time budget for the {chosen['epochs']} epochs (`--resolutions "
+        f"{chosen['resolutions']}`) that the budget chose for {budgeted_name}, so that the two runs "
+        "differ only in the auxiliary heads."
     )
-}
+    return dataclasses.replace(run, flags=(*run.flags, *length), why=why)
+
+
 # The longer CPU reference notebook 05 analyses: the cpu recipe, wider, and as long as 90 minutes
 # allow on the machine of the day: the budget, not a fixed count, sizes it (on 2026-12-01 it chose
 # 11 of at most 24 epochs: width 0.1875 ran 0.54x as fast as 0.125 at 16 px, 0.68x at 24 px).
-# Without dropout: the narrow network underfits at these lengths, and the 30-minute pair measured
-# +1.42 pp without it.
+# Without dropout, as the recipe now is: the narrow network underfits at these lengths.
 _LONG_FLAGS = (
-    "--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7", "--time-budget", "5400", *NO_DROPOUT,
+    "--width", "0.1875", "--epochs", "24", "--resolutions", "16:9,24:7", "--time-budget", "5400",
+    "--dropout", "0", "--aux-dropout", "0",
 )  # fmt: skip
 LONG = ShippedRun(
     "reference-cpu-90min", "googlenet-cpu-90min", "long", _LONG_FLAGS, LONG_INTRO,
@@ -123,10 +111,11 @@ def train(run: ShippedRun, recipe: str, data_dir: Path) -> None:
 def ship(run: ShippedRun, commit: str, note: str = "") -> None:
     target = ROOT / "results" / run.folder
     shutil.rmtree(target, ignore_errors=True)
-    text = readme(
-        run.folder, load_run(run.source), commit, "\n\n".join(filter(None, [run.why, note])), run.intro
-    )
+    why = "\n\n".join(filter(None, [run.why, note]))
+    text = readme(run.folder, load_run(run.source), commit, why, run.intro, processor())
     export_run(run.source, target, text)
+    # What ran it: shipped straight after training, on the machine that trained it.
+    write_environment(target, torch.device("cpu"), commit)
     print(f"shipped {target}")
 
 
@@ -142,7 +131,9 @@ def record_recipe(recipe: str) -> None:
     print(json.dumps({f"{recipe} recipe": report}, indent=2))
 
 
-def readme(name: str, record, commit: str, note: str = "", intro: str = REFERENCE_INTRO) -> str:
+def readme(
+    name: str, record, commit: str, note: str = "", intro: str = REFERENCE_INTRO, cpu: str = ""
+) -> str:
     m, width, train = record.metrics, record.model_config.width, record.train_config
     aux = "with both auxiliary heads" if record.model_config.aux_logits else "without auxiliary heads"
     data = m.data
@@ -155,7 +146,7 @@ def readme(name: str, record, commit: str, note: str = "", intro: str = REFERENC
         f"peak lr {train['lr']}), width {width}, seed {train['seed']}",
         f"- data: {data['source']}; {data['train']:,} training, {data['val']:,} validation and "
         f"{data['test']:,} test images",
-        f"- device: {m.device}, {m.precision}",
+        f"- device: {m.device}, {m.precision}" + (f"; processor: {cpu}" if cpu else ""),
         f"- date: {datetime.date.today().isoformat()}",
         f"- commit: {commit}",
         f"- wall time: {m.wall_seconds / 60:.1f} min ({m.train_seconds / 60:.1f} min training and "
@@ -171,21 +162,33 @@ def readme(name: str, record, commit: str, note: str = "", intro: str = REFERENC
     return "\n".join(lines) + "\n"
 
 
+def shipped_processor(folder: Path) -> str:
+    """The processor a shipped run's ``environment.json`` names; runs shipped before 2026-12-02 have none."""
+    ran_it = folder / ENVIRONMENT
+    if not ran_it.is_file():
+        return "not recorded"
+    return json.loads(ran_it.read_text()).get("processor", "not recorded")
+
+
 def reference_table() -> str:
     """The README's table of the shipped CPU runs, generated from their metrics (no hand-typed figures)."""
     rows = [
-        "| run | width | epochs | wall time | training images/s | test accuracy (TTA / plain) | best val. |",
-        "|---|---|---|---|---|---|---|",
+        "| run | width | epochs | wall time | training images/s | test accuracy (TTA / plain) | best val. "
+        "| processor |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     shipped = [run.folder for run in PAIR]
-    shipped += [name for name in (*TIMED, LONG.folder) if (ROOT / "results" / name).is_dir()]
+    shipped += [path.name for path in EARLIER]
+    if (ROOT / "results" / LONG.folder).is_dir():
+        shipped.append(LONG.folder)
     for target_name in shipped:
         record = load_run(ROOT / "results" / target_name)
         m = record.metrics
         rows.append(
             f"| [{target_name}](results/{target_name}/) | {record.model_config.width} | {m.epochs} "
             f"| {m.wall_seconds / 60:.1f} min | {m.images_per_s:,.0f} "
-            f"| {m.test_accuracy:.2%} / {m.test_accuracy_no_tta:.2%} | {m.best_val_accuracy:.2%} |"
+            f"| {m.test_accuracy:.2%} / {m.test_accuracy_no_tta:.2%} | {m.best_val_accuracy:.2%} "
+            f"| {shipped_processor(record.run_dir)} |"
         )
     m = load_run(ROOT / "results" / PAIR[0].folder).metrics
     rows += ["", f"Data: {m.data_source}. Device: {m.device}. Recipe: `{m.recipe}`."]
@@ -206,20 +209,23 @@ def main() -> None:
     parser.add_argument("--ship-only", action="store_true", help="ship finished runs without training")
     parser.add_argument("--commit", default="", help="the commit the runs were trained at (default: HEAD)")
     parser.add_argument("--note", default="", help="a paragraph added to each shipped README")
-    parser.add_argument(
-        "--timed", nargs="?", const="timed-cpu-30min", choices=sorted(TIMED),
-        help="a 30-minute run (default: the cpu recipe's own), not the pair",
-    )  # fmt: skip
     parser.add_argument("--long", action="store_true", help="the 90-minute reference, not the pair")
     args = parser.parse_args()
-    runs = [LONG] if args.long else [TIMED[args.timed]] if args.timed else PAIR
     git = ["git", "rev-parse", "HEAD"]
     commit = args.commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    for run in runs:
+
+    def train_and_ship(run: ShippedRun) -> None:
         if not args.ship_only:
             train(run, args.recipe, Path(args.data_dir))
         ship(run, commit, args.note)
-    if runs is PAIR:
+
+    if args.long:
+        train_and_ship(LONG)
+    else:
+        with_heads, without_heads = PAIR
+        train_and_ship(with_heads)
+        sized_by = load_run(with_heads.source)  # the run without heads trains the length its budget chose
+        train_and_ship(same_length_as(without_heads, sized_by, with_heads.folder))
         record_recipe(args.recipe)
     update_readme()
 

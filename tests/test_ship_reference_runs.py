@@ -1,0 +1,26 @@
+"""The tool that trains and ships the CPU reference runs: what it asks the trainer for, what it writes."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import ship_reference_runs as tool  # noqa: E402
+
+
+def test_the_run_without_heads_trains_the_length_the_budget_chose_for_its_partner(finished_run):
+    with_heads, without_heads = tool.PAIR
+    assert with_heads.flags == () and without_heads.flags == ("--no-aux",)  # the recipe as a learner runs it
+    sized = tool.same_length_as(without_heads, finished_run, with_heads.folder)
+    chosen = finished_run.train_config
+    length = ("--epochs", str(chosen["epochs"]), "--resolutions", chosen["resolutions"])
+    assert sized.flags == ("--no-aux", "--time-budget", "0", *length)
+    assert with_heads.folder in sized.why and f"{chosen['epochs']} epochs" in sized.why
+    assert (sized.folder, sized.run) == (without_heads.folder, without_heads.run)
+
+
+def test_a_shipped_readme_names_the_processor_when_told_it(finished_run):
+    text = tool.readme("reference-cpu-aux", finished_run, "abc123", cpu="AMD EPYC")
+    device_line = next(line for line in text.splitlines() if line.startswith("- device: "))
+    assert device_line.endswith("; processor: AMD EPYC") and "\n- commit: abc123\n" in text
+    assert "processor" not in tool.readme("reference-cpu-aux", finished_run, "abc123")
