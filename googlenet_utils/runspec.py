@@ -81,6 +81,16 @@ def describe_run(
     return RunSpec(recipe, model, train, name, overrides)
 
 
+def trained_length(run: RunRecord) -> dict[str, Any]:
+    """How long ``run`` trained (its budget's choice, if it had one), as ``describe_run`` overrides.
+
+    A run given these trains exactly as many epochs, at the same image sides, without a budget of
+    its own: a comparison that must differ in one thing only (the auxiliary heads) uses them.
+    """
+    train = run.train_config
+    return {"epochs": train["epochs"], "resolutions": train["resolutions"], "time_budget": 0.0}
+
+
 def describe_overrides(
     recipe: Recipe, train_changes: dict[str, Any], model: ModelConfig, model_changes: dict[str, Any]
 ) -> str:

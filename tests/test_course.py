@@ -32,7 +32,7 @@ def test_full_mode_on_a_cpu_chooses_the_cpu_recipe(monkeypatch, tmp_path):
     config = spec.train
     assert config.run_dir == str(tmp_path / "googlenet-cpu") and config.resume and config.epochs == 2
     assert spec.name == "googlenet-cpu" and spec.model.width == recipe.width and config.device == "cpu"
-    assert spec.overrides == "epochs 2 (recipe: 13)"
+    assert spec.overrides == f"epochs 2 (recipe: {recipe.config().epochs})"
     assert course_run(settings, recipe, name="seed-1", seed=1).train.run_dir == str(tmp_path / "seed-1")
 
 

@@ -52,11 +52,18 @@ def test_the_cpu_default_of_make_train_is_the_name_notebook_05_looks_for(monkeyp
 def test_overrides_are_listed_against_the_recipe_and_the_paper():
     cpu = RECIPES["cpu"]
     spec = describe_run(
-        cpu, width=0.25, model_changes={"dropout": 0.0}, epochs=1, run_dir="x", lr=cpu.config().lr
+        cpu,
+        width=0.25,
+        model_changes={"dropout": 0.4, "head": "fc"},
+        epochs=1,
+        run_dir="x",
+        lr=cpu.config().lr,
     )
     training = f"epochs 1 (recipe: {cpu.config().epochs}), width 0.25 (recipe: {cpu.width:g})"
-    assert spec.overrides == f"{training}, dropout 0.0 (paper: 0.4)"  # not the folder, not an unchanged lr
-    assert describe_run(cpu, width=cpu.width, device="cpu", model_changes={"dropout": 0.4}).overrides == ""
+    # Against the recipe where it sets the value (dropout), else against the paper; not the folder,
+    # not an unchanged lr.
+    assert spec.overrides == f"{training}, dropout 0.4 (recipe: 0.0), head 'fc' (paper: 'gap')"
+    assert describe_run(cpu, width=cpu.width, device="cpu", model_changes={"dropout": 0.0}).overrides == ""
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from conftest import quick_config
 
 from googlenet_utils import RECIPES, load_run
 from googlenet_utils.errors import ConfigError
-from googlenet_utils.runspec import describe_run
+from googlenet_utils.runspec import describe_run, trained_length
 
 
 def test_the_recipe_alone_gives_its_name_folder_width_and_heads():
@@ -70,3 +70,11 @@ def test_data_with_other_classes_is_refused_with_the_fix(synthetic, tmp_path):
     spec = describe_run(RECIPES["smoke"], width=0.0625, num_classes=5, run_dir=str(tmp_path / "run"))
     with pytest.raises(ValueError, match="5 classes, the data 10: describe the run with num_classes"):
         spec.fit(synthetic)
+
+
+def test_a_run_given_another_runs_length_trains_as_long_without_a_budget(finished_run):
+    length = trained_length(finished_run)
+    spec = describe_run(RECIPES["cpu"], aux_logits=False, **length)
+    assert spec.train.epochs == finished_run.train_config["epochs"] and spec.train.time_budget == 0
+    assert spec.train.resolutions == finished_run.train_config["resolutions"]
+    assert spec.train.wall_limit == RECIPES["cpu"].config().wall_limit  # the guard stays

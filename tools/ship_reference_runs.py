@@ -35,6 +35,7 @@ from googlenet_utils.generated_sections import replace_section  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
 from googlenet_utils.provenance import ENVIRONMENT, processor, write_environment  # noqa: E402
 from googlenet_utils.run_record import RunRecord, export_run, load_run  # noqa: E402
+from googlenet_utils.runspec import trained_length  # noqa: E402
 
 SECTION = "cpu-reference"  # the README section the table of shipped CPU runs fills
 
@@ -82,7 +83,7 @@ EARLIER = sorted((ROOT / "results").glob("timed-cpu-30min*"))
 
 def same_length_as(run: ShippedRun, budgeted: RunRecord, budgeted_name: str) -> ShippedRun:
     """``run`` trained for exactly the epochs and low-resolution plan the budget chose for ``budgeted``."""
-    chosen = budgeted.train_config
+    chosen = trained_length(budgeted)
     length = ("--time-budget", "0", "--epochs", str(chosen["epochs"]), "--resolutions", chosen["resolutions"])
     why = (
         f"Trained without a time budget for the {chosen['epochs']} epochs (`--resolutions "
