@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+from googlenet_utils.recipe import RECIPES
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import ship_reference_runs as tool  # noqa: E402
@@ -24,3 +26,9 @@ def test_a_shipped_readme_names_the_processor_when_told_it(finished_run):
     device_line = next(line for line in text.splitlines() if line.startswith("- device: "))
     assert device_line.endswith("; processor: AMD EPYC") and "\n- commit: abc123\n" in text
     assert "processor" not in tool.readme("reference-cpu-aux", finished_run, "abc123")
+
+
+def test_the_long_reference_is_guarded_by_its_own_budget_not_the_recipes_30_minutes():
+    flags = tool.LONG.flags
+    budget, guard = (flags[flags.index(name) + 1] for name in ("--time-budget", "--wall-limit"))
+    assert float(budget) == float(guard) == 5400 > RECIPES["cpu"].config().wall_limit
