@@ -118,7 +118,7 @@ def plot_learning_curves(
             loss_ax.plot(*values, color=colour, label=f"train, {head} head")
     if (values := series("val_loss")) is not None:
         loss_ax.plot(*values, "k--", label=f"validation, main head{every}", **marks)
-    loss_ax.set_title("Loss (training: label smoothing, augmentation, dropout)", fontsize=10)
+    loss_ax.set_title("Loss (training: label smoothing, augmentation, training mode)", fontsize=10)
     if (values := series("train_accuracy")) is not None:
         acc_ax.plot(*values, color="tab:blue", alpha=0.5, label="train (augmented), main")
     if validated is not None:
