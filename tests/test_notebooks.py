@@ -52,18 +52,6 @@ def test_the_course_has_its_six_notebooks_in_order():
     assert [path.name for path in NOTEBOOKS] == EXPECTED
 
 
-def output_text(cell: dict) -> str:
-    """What a cell's outputs say in words: streams, errors and text data, not images' base64 (which
-    spells any short word somewhere)."""
-    parts = []
-    for output in cell["outputs"]:
-        parts += [str(output.get(key, "")) for key in ("text", "ename", "evalue", "traceback")]
-        parts += [
-            str(value) for mime, value in output.get("data", {}).items() if not mime.startswith("image/")
-        ]
-    return "\n".join(parts)
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_outputs_are_stored_only_where_allowed(path):
     for index, cell in enumerate(load(path)["cells"]):
@@ -87,7 +75,7 @@ def test_outputs_are_stored_only_where_allowed(path):
             assert stored == body_hash(cell), (
                 f"cell {index} changed after its real-run output was stored: run `make notebook-outputs-real`"
             )
-        text = output_text(cell).lower()
+        text = "\n".join(output_texts(cell)).lower()  # words, not images' base64
         for word in FORBIDDEN_IN_OUTPUTS:
             assert word not in text, f"cell {index} stores output mentioning {word!r}"
 
