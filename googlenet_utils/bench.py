@@ -213,6 +213,11 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
 
         trainer.compile = False
         eager = recipe_rate() * batch_size
+        fp32 = None
+        if trainer.dtype is not None:  # the same step without autocast: what bf16 (or fp16) buys here
+            trainer.dtype, dtype = None, trainer.dtype
+            fp32 = recipe_rate() * batch_size
+            trainer.dtype = dtype
         model.fuse_1x1()  # the same parameters; each module's three 1x1 convolutions on x run as one
         fused = recipe_rate() * batch_size
         model.fuse_1x1(False)
@@ -252,6 +257,8 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": batch_size,
         "precision": trainer.precision,
         "eager_images_per_s": eager,
+        "fp32_images_per_s": fp32,
+        "fp32_ratio": eager / fp32 if fp32 else None,  # the recipe's step against the same step in fp32
         "fused_1x1_images_per_s": fused,
         "fused_1x1_ratio": fused / eager,  # the fused step against the recipe's, measured in this run
         "nchw_images_per_s": nchw,
@@ -272,6 +279,11 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"recipe '{recipe.name}' step, compiled ({trainer.compile_seconds:.0f} s to compile): "
             f"{compiled_rate:>9,.0f} images/s"
+        )
+    if fp32 is not None:
+        print(
+            f"the same step in fp32:                           {fp32:>9,.0f} images/s "
+            f"(the recipe's {trainer.precision} step is {result['fp32_ratio']:.2f}x as fast)"
         )
     print(
         f"the same step with fused 1x1 convolutions:       {fused:>9,.0f} images/s "

@@ -68,22 +68,36 @@ def available_devices() -> str:
 
 
 def pick_precision(precision: str, device: torch.device) -> str:
-    """Resolve ``"auto"``: bf16 on GPUs that have it, fp16 (gradient-scaled) on older GPUs, else fp32."""
+    """Resolve ``"auto"``: bf16 where the device computes it natively, fp16 (gradient-scaled) on older
+    GPUs, else fp32."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         if device.type == "cuda":
-            # Native bf16 arrived with Ampere (compute capability 8); a T4 (7.5) would only emulate it.
             return "bf16" if has_native_bf16(device) else "fp16"
-        return "fp32"
+        # Emulated bf16 on a CPU is several times slower than fp32; native, it was 1.2-1.4x faster.
+        return "bf16" if has_native_bf16(device) else "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("precision 'fp16' needs a GPU; on the CPU use 'fp32' or 'bf16'")
     return precision
 
 
 def has_native_bf16(device: torch.device) -> bool:
-    """Whether a CUDA device has bf16 tensor cores (``torch.cuda.is_bf16_supported`` counts emulation too)."""
-    return torch.cuda.get_device_capability(device)[0] >= 8
+    """Whether ``device`` computes bf16 natively: a GPU's tensor cores, or a CPU's AVX-512 BF16 or AMX.
+
+    ``torch.cuda.is_bf16_supported`` counts emulation too, so a GPU is judged by its compute
+    capability (bf16 tensor cores arrived with Ampere, 8.0; a T4, 7.5, would only emulate it).
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        return _cpu_has_native_bf16()
+    return False
+
+
+def _cpu_has_native_bf16() -> bool:
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence looked up softly
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

@@ -42,6 +42,14 @@ def processor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def recorded_processor(folder: Path) -> str:
+    """The processor a result's ``environment.json`` names; results from before 2026-12-02 have none."""
+    ran_it = Path(folder) / ENVIRONMENT
+    if not ran_it.is_file():
+        return "not recorded"
+    return json.loads(ran_it.read_text()).get("processor", "not recorded")
+
+
 def commit(given: str | None = None) -> str:
     """``given`` (a machine without git is told it), else the checkout's commit, else "unknown"."""
     if given:

@@ -19,6 +19,7 @@ from .complexity import count_parameters, total_macs
 from .design import MATTERS_PP, Choice
 from .errors import UserError
 from .model import GoogLeNet, ModelConfig
+from .provenance import recorded_processor
 from .rundir import METRICS, RunDir
 
 # --------------------------------------------------------------------------- Student's t
@@ -112,6 +113,7 @@ class SweepRun:
     source: str  # the data, in words
     device: str  # what trained it
     epochs: int
+    processor: str = "not recorded"  # two "2 threads" machines can differ 2x: minutes compare within one
 
     @property
     def name(self) -> str:
@@ -139,6 +141,7 @@ def read_sweep(root: str | Path) -> list[SweepRun]:
                 config["data"].get("source", "unknown data"),
                 metrics.device,
                 metrics.epochs,
+                recorded_processor(folder),
             )
         )
     return runs
@@ -295,7 +298,7 @@ def budget_rows(
 
 def tradeoff_rows(runs: Sequence[SweepRun]) -> list[dict[str, str]]:
     """Notebook 04's table of width against epochs: test accuracy against training time, one row per
-    run, by width and then epochs; each row names the device whose minutes it reports."""
+    run, by width and then epochs; each row names the device and processor whose minutes it reports."""
     rows = []
     for run in sorted(runs, key=lambda r: (r.model.width, r.epochs)):
         rows.append(
@@ -305,6 +308,7 @@ def tradeoff_rows(runs: Sequence[SweepRun]) -> list[dict[str, str]]:
                 "training (min)": f"{run.train_seconds / 60:.1f}",
                 "test accuracy": f"{100 * run.test_accuracy:.2f}%",
                 "device": run.device,
+                "processor": run.processor,
             }
         )
     return rows

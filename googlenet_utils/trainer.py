@@ -13,6 +13,7 @@ it), and the wall-clock guard ends the run at an epoch boundary when the next wo
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -43,7 +44,9 @@ from .run_report import epoch_line, final_line, run_metrics, want_progress
 from .rundir import BEST, FORMAT, HISTORY, LAST, RunDir, refuse_history_folder
 
 HEADS = ("main", "aux1", "aux2")
-TIMED_STEPS = 3  # per image side, after one untimed step: milliseconds on a GPU, a few CPU seconds
+# Per image side, after one untimed step. The median of 7, not the mean of 3: on the 2-core host a
+# 3-step mean once timed 269 ms at 16 px where the median of many steps that hour was 175-209 ms.
+TIMED_STEPS = 7
 COMPILE_BACKEND = "inductor"  # torch.compile's default; the CPU tests swap in aot_eager (no C++ build)
 ProgressHook = Callable[[dict[str, Any]], None]
 
@@ -270,19 +273,17 @@ class Trainer:
             yield from self.train_loader
 
     def _time_steps(self, size: int, batches: Iterator[tuple[Tensor, Tensor]]) -> float:
-        """Seconds per training step at ``size`` pixels: the mean of a few, after one untimed step."""
+        """Seconds per training step at ``size`` pixels: the median of a few, after one untimed step."""
 
-        def step() -> None:
+        def step() -> float:
+            start = time.perf_counter()  # cutting the batch is part of an epoch's step too
             images, labels = next(batches)
             self.train_step(shrink(images, size) if size != images.shape[-1] else images, labels)
+            synchronize(self.device)
+            return time.perf_counter() - start
 
         step()  # the first step at a side pays for allocation and cuDNN's choice of kernels
-        synchronize(self.device)
-        start = time.perf_counter()
-        for _ in range(TIMED_STEPS):
-            step()
-        synchronize(self.device)
-        return (time.perf_counter() - start) / TIMED_STEPS
+        return statistics.median(step() for _ in range(TIMED_STEPS))
 
     def measure_costs(self) -> Costs:
         """Time the step at each image side and an evaluation batch; the run is left as it was."""

@@ -30,14 +30,16 @@ TIMING_COLUMNS = {"train_seconds", "images_per_s", "seconds", "elapsed_seconds"}
 def tiny_config(run_dir: Path, **changes) -> TrainConfig:
     """Three epochs of batch 64 on 500 images: a few seconds on a CPU."""
     settings = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 100}
-    settings.update(eval_batch_size=256, tta="flip", run_dir=str(run_dir), progress=False, **changes)
+    # fp32 pinned: "auto" would be bf16 on a CPU with native bf16, and these runs compare exact numbers
+    settings.update(eval_batch_size=256, tta="flip", run_dir=str(run_dir), progress=False, precision="fp32")
+    settings.update(changes)
     return TrainConfig(**settings)
 
 
 def quick_config(run_dir, **changes) -> TrainConfig:
     """Two steps of 64 images an epoch on the ``small`` set; validation and test one batch of 64 each."""
     settings = {"epochs": 2, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "val_size": 64}
-    settings.update(eval_batch_size=64, tta="flip", run_dir=str(run_dir), progress=False)
+    settings.update(eval_batch_size=64, tta="flip", run_dir=str(run_dir), progress=False, precision="fp32")
     return TrainConfig(**{**settings, **changes})
 
 

@@ -39,6 +39,7 @@ def train(data_dir: str, run_dir: Path, epochs: int, odd_rank_lr: bool = False) 
         progress=False,
         resume=True,
         device="cpu",
+        precision="fp32",  # "auto" is bf16 on a CPU with native bf16; the comparisons need fp32 rounding
     )
 
     def snapshot_after_the_first_epoch(progress: dict) -> None:  # the main process's end-of-epoch hook

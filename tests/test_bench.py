@@ -58,3 +58,26 @@ def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_s
         and "the same step in the NCHW layout" in printed
     )
     assert "16x16 images" in printed
+
+
+def test_bench_train_times_a_bf16_step_against_the_same_step_in_fp32(tmp_path, capsys, monkeypatch):
+    dtypes = []
+    real_step = Trainer.train_step
+
+    def seen(self, images, labels, step=0):
+        dtypes.append(self.dtype)
+        return real_step(self, images, labels, step)
+
+    monkeypatch.setattr(Trainer, "train_step", seen)
+    out = tmp_path / "bench.json"
+    argv = ["train", "--device", "cpu", "--recipe", "smoke", "--width", "0.0625", "--batch-size", "32"]
+    argv += ["--size", "16", "--images", "256", "--steps", "1", "--warmup", "1", "--json", str(out)]
+    assert main([*argv, "--precision", "bf16"]) == 0
+    result = json.loads(out.read_text())
+    assert result["precision"] == "bf16"
+    assert result["fp32_ratio"] == pytest.approx(result["eager_images_per_s"] / result["fp32_images_per_s"])
+    # Two bf16 steps, then two in fp32, then the fused and NCHW steps in bf16 again.
+    assert dtypes[:4] == [torch.bfloat16] * 2 + [None] * 2 and set(dtypes[4:]) == {torch.bfloat16}
+    assert "the same step in fp32" in capsys.readouterr().out
+    assert main(argv) == 0  # the smoke recipe is fp32: nothing to compare with
+    assert json.loads(out.read_text())["fp32_ratio"] is None and "in fp32" not in capsys.readouterr().out

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 from googlenet_utils.recipe import RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +34,23 @@ def test_the_long_reference_is_guarded_by_its_own_budget_not_the_recipes_30_minu
     flags = tool.LONG.flags
     budget, guard = (flags[flags.index(name) + 1] for name in ("--time-budget", "--wall-limit"))
     assert float(budget) == float(guard) == 5400 > RECIPES["cpu"].config().wall_limit
+
+
+def test_a_trial_is_the_recipe_plus_its_flags_shipped_beside_the_earlier_timed_runs(monkeypatch, tmp_path):
+    run = tool.trial("b256", "--batch-size 256 --lr 0.2")
+    assert run.flags == ("--batch-size", "256", "--lr", "0.2") and run.group == "trial"
+    assert run.folder == "timed-cpu-30min-b256"
+    assert run.source == ROOT / "runs" / "trial" / "googlenet-cpu-b256"
+    assert "`--batch-size 256 --lr 0.2`" in run.why and "its time budget" in run.why
+    (tmp_path / "results" / run.folder).mkdir(parents=True)
+    (tmp_path / "results" / "reference-cpu-aux").mkdir()
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    assert [path.name for path in tool.earlier()] == [run.folder]  # the README's table lists it
+
+
+def test_a_trial_needs_both_its_name_and_its_flags(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["ship_reference_runs.py", "--trial", "b256"])
+    with pytest.raises(SystemExit) as stop:
+        tool.main()
+    assert stop.value.code == 2  # refused before anything trains
+    assert "--trial NAME and --trial-flags" in capsys.readouterr().err

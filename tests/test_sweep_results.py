@@ -230,6 +230,10 @@ def test_the_tradeoff_table_has_one_row_per_run_by_width_then_epochs(tmp_path):
         ("0.25", "6", "10.0", "71.00%"),
     ]
     assert {r["device"] for r in rows} == {make_metrics().device}
+    assert {r["processor"] for r in rows} == {"not recorded"}  # runs shipped before it was recorded
+    (tmp_path / "w0.25-e6-seed0" / "environment.json").write_text('{"processor": "AMD EPYC"}')
+    processors = [r["processor"] for r in tradeoff_rows(read_sweep(tmp_path))]
+    assert processors == ["not recorded"] * 2 + ["AMD EPYC"]
 
 
 def test_many_variants_over_a_wide_cost_range_get_a_column_each_and_bars_stop_at_zero():

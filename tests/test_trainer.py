@@ -112,7 +112,7 @@ data = load_cifar10(sys.argv[1], verify=False)
 torch.manual_seed(0)
 model = GoogLeNet(10, variant="cifar", width=0.0625)
 fit(model, data, TrainConfig(epochs=3, batch_size=64, lr=0.05, warmup_epochs=0.5, val_size=100, tta="flip",
-    eval_batch_size=256, run_dir=sys.argv[2], progress=False, ema=True, resume=True))
+    eval_batch_size=256, run_dir=sys.argv[2], progress=False, ema=True, resume=True, precision="fp32"))
 """
 
 

@@ -3,6 +3,8 @@
     python tools/ship_reference_runs.py                 # train the pair (about an hour on 2 cores), ship
     python tools/ship_reference_runs.py --ship-only     # ship finished runs from runs/reference/
     python tools/ship_reference_runs.py --long          # the 90-minute reference (``make cpu-90min``)
+    python tools/ship_reference_runs.py --trial b256 --trial-flags "--batch-size 256 --lr 0.2"
+                                                        # a candidate change, over the recipe's 30 minutes
 
 The pair is the `cpu` recipe with and without the auxiliary heads: same recipe, seed, data and
 split. The run with the heads is the recipe as a learner runs it, 30 minutes in all: its time
@@ -19,6 +21,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from googlenet_utils.course import REFERENCE_RUNS  # noqa: E402
 from googlenet_utils.generated_sections import replace_section  # noqa: E402
 from googlenet_utils.gpu_report import record_measurement  # noqa: E402
-from googlenet_utils.provenance import ENVIRONMENT, processor, write_environment  # noqa: E402
+from googlenet_utils.provenance import processor, recorded_processor, write_environment  # noqa: E402
 from googlenet_utils.run_record import RunRecord, export_run, load_run  # noqa: E402
 from googlenet_utils.runspec import trained_length  # noqa: E402
 
@@ -76,9 +79,26 @@ PAIR = [
     else ShippedRun(folder, name, "reference", (), REFERENCE_INTRO, AS_A_LEARNER_RUNS_IT)
     for name, folder in REFERENCE_RUNS.items()
 ]
-# Earlier 30-minute runs of the recipe (9 epochs, on 2026-12-01), kept as the measurements that chose
-# its settings (no dropout); made with `--time-budget 1800` at the commit each README names.
-EARLIER = sorted((ROOT / "results").glob("timed-cpu-30min*"))
+TRIAL_INTRO = (
+    "A trial: the `cpu` recipe with one setting changed, over the recipe's whole 30-minute budget on the\n"
+    "2-core machine, to compare with reference-cpu-aux. It is a CPU run of a narrow network."
+)
+
+
+def earlier() -> list[Path]:
+    """Shipped 30-minute runs besides the pair: the earlier runs that chose the recipe's settings
+    (no dropout; 2026-12-01) and trials of candidate changes, each README naming its commit."""
+    return sorted((ROOT / "results").glob("timed-cpu-30min*"))
+
+
+def trial(name: str, flags: str) -> ShippedRun:
+    """The recipe, as a learner runs it, with ``flags`` added: shipped as ``timed-cpu-30min-<name>``."""
+    why = (
+        f"The `cpu` recipe with `{flags}`, everything else as `make train` runs it (its time budget chose "
+        "the number of epochs), to compare with reference-cpu-aux, the recipe as it is."
+    )
+    return ShippedRun(f"timed-cpu-30min-{name}", f"googlenet-cpu-{name}", "trial", tuple(shlex.split(flags)),
+                      TRIAL_INTRO, why)  # fmt: skip
 
 
 def same_length_as(run: ShippedRun, budgeted: RunRecord, budgeted_name: str) -> ShippedRun:
@@ -171,14 +191,6 @@ def readme(
     return "\n".join(lines) + "\n"
 
 
-def shipped_processor(folder: Path) -> str:
-    """The processor a shipped run's ``environment.json`` names; runs shipped before 2026-12-02 have none."""
-    ran_it = folder / ENVIRONMENT
-    if not ran_it.is_file():
-        return "not recorded"
-    return json.loads(ran_it.read_text()).get("processor", "not recorded")
-
-
 def reference_table() -> str:
     """The README's table of the shipped CPU runs, generated from their metrics (no hand-typed figures)."""
     rows = [
@@ -187,7 +199,7 @@ def reference_table() -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     shipped = [run.folder for run in PAIR]
-    shipped += [path.name for path in EARLIER]
+    shipped += [path.name for path in earlier()]
     if (ROOT / "results" / LONG.folder).is_dir():
         shipped.append(LONG.folder)
     for target_name in shipped:
@@ -197,7 +209,7 @@ def reference_table() -> str:
             f"| [{target_name}](results/{target_name}/) | {record.model_config.width} | {m.epochs} "
             f"| {m.wall_seconds / 60:.1f} min | {m.images_per_s:,.0f} "
             f"| {m.test_accuracy:.2%} / {m.test_accuracy_no_tta:.2%} | {m.best_val_accuracy:.2%} "
-            f"| {shipped_processor(record.run_dir)} |"
+            f"| {recorded_processor(record.run_dir)} |"
         )
     m = load_run(ROOT / "results" / PAIR[0].folder).metrics
     rows += ["", f"Data: {m.data_source}. Device: {m.device}. Recipe: `{m.recipe}`."]
@@ -219,7 +231,11 @@ def main() -> None:
     parser.add_argument("--commit", default="", help="the commit the runs were trained at (default: HEAD)")
     parser.add_argument("--note", default="", help="a paragraph added to each shipped README")
     parser.add_argument("--long", action="store_true", help="the 90-minute reference, not the pair")
+    parser.add_argument("--trial", metavar="NAME", help="a 30-minute trial, results/timed-cpu-30min-NAME")
+    parser.add_argument("--trial-flags", default="", help="the trial's options beyond the recipe's")
     args = parser.parse_args()
+    if bool(args.trial) != bool(args.trial_flags):
+        parser.error("--trial NAME and --trial-flags '...' go together: a trial is the recipe plus its flags")
     git = ["git", "rev-parse", "HEAD"]
     commit = args.commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
@@ -230,6 +246,8 @@ def main() -> None:
 
     if args.long:
         train_and_ship(LONG)
+    elif args.trial:
+        train_and_ship(trial(args.trial, args.trial_flags))
     else:
         with_heads, without_heads = PAIR
         train_and_ship(with_heads)
