@@ -3,8 +3,8 @@
     python tools/ship_reference_runs.py                 # train the pair (about an hour on 2 cores), ship
     python tools/ship_reference_runs.py --ship-only     # ship finished runs from runs/reference/
     python tools/ship_reference_runs.py --long          # the 90-minute reference (``make cpu-90min``)
-    python tools/ship_reference_runs.py --trial b256 --trial-flags "--batch-size 256 --lr 0.2"
-                                                        # a candidate change, over the recipe's 30 minutes
+    python tools/ship_reference_runs.py --trial fp32 --trial-flags "--precision fp32"
+                                                        # the recipe with one setting changed, 30 minutes
 
 The pair is the `cpu` recipe with and without the auxiliary heads: same recipe, seed, data and
 split. The run with the heads is the recipe as a learner runs it, 30 minutes in all: its time
