@@ -232,7 +232,10 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a paragraph added to each shipped README")
     parser.add_argument("--long", action="store_true", help="the 90-minute reference, not the pair")
     parser.add_argument("--trial", metavar="NAME", help="a 30-minute trial, results/timed-cpu-30min-NAME")
-    parser.add_argument("--trial-flags", default="", help="the trial's options beyond the recipe's")
+    parser.add_argument(
+        "--trial-flags", default="",
+        help="the trial's options beyond the recipe's; one flag alone needs '=': --trial-flags=--ema",
+    )  # fmt: skip
     args = parser.parse_args()
     if bool(args.trial) != bool(args.trial_flags):
         parser.error("--trial NAME and --trial-flags '...' go together: a trial is the recipe plus its flags")
