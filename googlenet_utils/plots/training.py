@@ -206,7 +206,8 @@ def plot_head_accuracies(accuracies: dict[str, float], chance: float | None = No
     ax.bar_label(bars, labels=[f"{v:.2%}" for v in values], padding=3, fontsize=9)
     if chance is not None:
         ax.axvline(chance, color="black", linestyle="--", linewidth=1, label=f"guessing ({chance:.0%})")
-        ax.legend(loc="lower right", fontsize=9)
+        ax.set_ylim(-0.6, len(names) + 0.2)  # an empty band above the top bar holds the legend
+        ax.legend(loc="upper right", fontsize=9)  # clear of every bar and its label
     ticks = np.linspace(0, 1, 6)
     ax.set_xlim(0, 1.13)  # the axis starts at 0, so bar lengths compare; room for the labels
     ax.set_xticks(ticks, [f"{tick:.0%}" for tick in ticks])
