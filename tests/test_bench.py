@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from googlenet_utils.bench import _rate, main, peak_flops, train_flops_per_image
+from googlenet_utils.model import BasicConv2d
 from googlenet_utils.trainer import Trainer
 
 
@@ -35,8 +36,11 @@ def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_s
     sides = []
     real_step = Trainer.train_step
 
+    norms = []  # per step: do the odd-width batch norms run in NCHW?
+
     def seen(self, images, labels, step=0):
         sides.append((images.shape[-1], images.is_contiguous(memory_format=torch.channels_last)))
+        norms.append(any(m.nchw_norm for m in self.model.modules() if isinstance(m, BasicConv2d)))
         return real_step(self, images, labels, step)
 
     monkeypatch.setattr(Trainer, "train_step", seen)
@@ -49,13 +53,19 @@ def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_s
         assert result[f"{name}_ratio"] == pytest.approx(
             result[f"{name}_images_per_s"] / result["eager_images_per_s"]
         )
+    assert result["nchw_norm_ratio"] == pytest.approx(
+        result["eager_images_per_s"] / result["channels_last_norm_images_per_s"]
+    )
     assert result["compiled_images_per_s"] is None and result["size"] == 16  # no compile on a CPU
-    # Eager and fused steps see channels-last 16 px batches, the NCHW step the same in the default layout.
-    assert {side for side, _ in sides} == {16} and [last for _, last in sides] == [True] * 4 + [False] * 2
+    # The recipe's step, the step with every norm channels-last and the fused step see channels-last
+    # 16 px batches, the NCHW step the same in the default layout.
+    assert {side for side, _ in sides} == {16} and [last for _, last in sides] == [True] * 6 + [False] * 2
+    assert norms == [True] * 2 + [False] * 2 + [True] * 4
     printed = capsys.readouterr().out
     assert (
         "the same step with fused 1x1 convolutions" in printed
         and "the same step in the NCHW layout" in printed
+        and "every batch norm channels-last" in printed
     )
     assert "16x16 images" in printed
 
@@ -76,7 +86,7 @@ def test_bench_train_times_a_bf16_step_against_the_same_step_in_fp32(tmp_path, c
     result = json.loads(out.read_text())
     assert result["precision"] == "bf16"
     assert result["fp32_ratio"] == pytest.approx(result["eager_images_per_s"] / result["fp32_images_per_s"])
-    # Two bf16 steps, then two in fp32, then the fused and NCHW steps in bf16 again.
+    # Two bf16 steps, then two in fp32, then the channels-last-norm, fused and NCHW steps in bf16 again.
     assert dtypes[:4] == [torch.bfloat16] * 2 + [None] * 2 and set(dtypes[4:]) == {torch.bfloat16}
     assert "the same step in fp32" in capsys.readouterr().out
     assert main(argv) == 0  # the smoke recipe is fp32: nothing to compare with
