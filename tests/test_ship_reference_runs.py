@@ -48,9 +48,33 @@ def test_a_trial_is_the_recipe_plus_its_flags_shipped_beside_the_earlier_timed_r
     assert [path.name for path in tool.earlier()] == [run.folder]  # the README's table lists it
 
 
-def test_a_trial_needs_both_its_name_and_its_flags(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["ship_reference_runs.py", "--trial", "b256"])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--trial", "b256"], "--trial NAME goes with --trial-flags '...' or --trial-processes N"),
+        (["--trial-flags", "--lr 0.2"], "--trial NAME goes with"),
+        (["--trial", "x", "--trial-processes", "0"], "--trial NAME goes with"),
+        (["--trial", "x", "--trial-flags=--ema", "--trial-processes", "-1"], "must be at least 1, got -1"),
+    ],
+)
+def test_a_trial_needs_its_name_and_a_change(monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(sys, "argv", ["ship_reference_runs.py", *argv])
     with pytest.raises(SystemExit) as stop:
         tool.main()
     assert stop.value.code == 2  # refused before anything trains
-    assert "--trial NAME and --trial-flags" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_a_trial_with_processes_runs_under_torchrun_sharing_out_the_cores(monkeypatch):
+    monkeypatch.setattr(tool.os, "sched_getaffinity", lambda pid: {0, 1})  # a 2-core machine
+    run = tool.trial("two-processes", processes=2)
+    assert run.flags == () and run.processes == 2
+    assert "`torchrun --standalone --nproc_per_node=2` (2 processes of 1 thread each" in run.why
+    command, env = tool.train_command(run, "cpu", Path("data/mirror"))
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert (
+        command[5:9] == ["-m", "googlenet_utils.train", "--recipe", "cpu"] and env["OMP_NUM_THREADS"] == "1"
+    )
+    single, env = tool.train_command(tool.trial("ema", "--ema"), "cpu", Path("data/mirror"))
+    assert single[1:3] == ["-m", "googlenet_utils.train"] and single[-1] == "--ema"
+    assert env.get("OMP_NUM_THREADS") == tool.os.environ.get("OMP_NUM_THREADS")  # left as it was

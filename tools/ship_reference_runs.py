@@ -5,6 +5,8 @@
     python tools/ship_reference_runs.py --long          # the 90-minute reference (``make cpu-90min``)
     python tools/ship_reference_runs.py --trial fp32 --trial-flags "--precision fp32"
                                                         # the recipe with one setting changed, 30 minutes
+    python tools/ship_reference_runs.py --trial two-processes --trial-processes 2
+                                                        # the recipe under torchrun, one thread a process
 
 The pair is the `cpu` recipe with and without the auxiliary heads: same recipe, seed, data and
 split. The run with the heads is the recipe as a learner runs it, 30 minutes in all: its time
@@ -21,6 +23,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -62,6 +65,7 @@ class ShippedRun:
     flags: tuple[str, ...]  # beyond the recipe's own settings
     intro: str
     why: str = ""  # how it was trained, for its README
+    processes: int = 1  # more than one: under torchrun, the machine's cores shared out among them
 
     @property
     def source(self) -> Path:
@@ -91,14 +95,27 @@ def earlier() -> list[Path]:
     return sorted((ROOT / "results").glob("timed-cpu-30min*"))
 
 
-def trial(name: str, flags: str) -> ShippedRun:
-    """The recipe, as a learner runs it, with ``flags`` added: shipped as ``timed-cpu-30min-<name>``."""
+def trial(name: str, flags: str = "", processes: int = 1) -> ShippedRun:
+    """The recipe, as a learner runs it, with ``flags`` added (under torchrun with ``processes`` > 1):
+    shipped as ``timed-cpu-30min-<name>``."""
+    changes = [f"`{flags}`"] if flags else []
+    if processes > 1:
+        threads = threads_per_process(processes)
+        changes.append(
+            f"`torchrun --standalone --nproc_per_node={processes}` ({processes} processes of "
+            f"{threads} thread{'s' if threads > 1 else ''} each, the batch split between them)"
+        )
     why = (
-        f"The `cpu` recipe with `{flags}`, everything else as `make train` runs it (its time budget chose "
-        "the number of epochs), to compare with reference-cpu-aux, the recipe as it is."
+        f"The `cpu` recipe with {' and '.join(changes)}, everything else as `make train` runs it (its time "
+        "budget chose the number of epochs), to compare with reference-cpu-aux, the recipe as it is."
     )
     return ShippedRun(f"timed-cpu-30min-{name}", f"googlenet-cpu-{name}", "trial", tuple(shlex.split(flags)),
-                      TRIAL_INTRO, why)  # fmt: skip
+                      TRIAL_INTRO, why, processes)  # fmt: skip
+
+
+def threads_per_process(processes: int) -> int:
+    """The cores this process may use, shared out evenly: threads beyond a core only contend."""
+    return max(1, len(os.sched_getaffinity(0)) // processes)
 
 
 def same_length_as(run: ShippedRun, budgeted: RunRecord, budgeted_name: str) -> ShippedRun:
@@ -131,11 +148,21 @@ LONG = ShippedRun(
 )  # fmt: skip
 
 
+def train_command(run: ShippedRun, recipe: str, data_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The command that trains ``run`` and its environment: torchrun's when it has several processes."""
+    launcher, env = [sys.executable], dict(os.environ)
+    if run.processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={run.processes}"]
+        env["OMP_NUM_THREADS"] = str(threads_per_process(run.processes))
+    command = [*launcher, "-m", "googlenet_utils.train", "--recipe", recipe, "--no-progress", "--no-verify"]
+    command += ["--data-dir", str(data_dir), "--out", str(run.source), "--resume", *run.flags]
+    return command, env
+
+
 def train(run: ShippedRun, recipe: str, data_dir: Path) -> None:
-    command = [sys.executable, "-m", "googlenet_utils.train", "--recipe", recipe, "--no-progress"]
-    command += ["--no-verify", "--data-dir", str(data_dir), "--out", str(run.source), "--resume", *run.flags]
+    command, env = train_command(run, recipe, data_dir)
     print(" ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
 
 
 def ship(run: ShippedRun, commit: str, note: str = "") -> None:
@@ -237,9 +264,19 @@ def main() -> None:
         "--trial-flags", default="",
         help="the trial's options beyond the recipe's; one flag alone needs '=': --trial-flags=--ema",
     )  # fmt: skip
+    parser.add_argument(
+        "--trial-processes", type=int, default=1, metavar="N",
+        help="train the trial under torchrun with N processes, the cores shared out among them",
+    )  # fmt: skip
     args = parser.parse_args()
-    if bool(args.trial) != bool(args.trial_flags):
-        parser.error("--trial NAME and --trial-flags '...' go together: a trial is the recipe plus its flags")
+    changed = bool(args.trial_flags) or args.trial_processes > 1
+    if bool(args.trial) != changed:
+        parser.error(
+            "--trial NAME goes with --trial-flags '...' or --trial-processes N: a trial is the recipe "
+            "with something changed"
+        )
+    if args.trial_processes < 1:
+        parser.error(f"--trial-processes must be at least 1, got {args.trial_processes}")
     git = ["git", "rev-parse", "HEAD"]
     commit = args.commit or subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
@@ -251,7 +288,7 @@ def main() -> None:
     if args.long:
         train_and_ship(LONG)
     elif args.trial:
-        train_and_ship(trial(args.trial, args.trial_flags))
+        train_and_ship(trial(args.trial, args.trial_flags, args.trial_processes))
     else:
         with_heads, without_heads = PAIR
         train_and_ship(with_heads)
