@@ -51,18 +51,26 @@ def test_a_trial_is_the_recipe_plus_its_flags_shipped_beside_the_earlier_timed_r
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--trial", "b256"], "--trial NAME goes with --trial-flags '...' or --trial-processes N"),
-        (["--trial-flags", "--lr 0.2"], "--trial NAME goes with"),
-        (["--trial", "x", "--trial-processes", "0"], "--trial NAME goes with"),
+        (["--trial-flags", "--lr 0.2"], "need --trial NAME"),
+        (["--trial-processes", "2"], "need --trial NAME"),
+        (["--trial", "x", "--trial-processes", "0"], "must be at least 1, got 0"),
         (["--trial", "x", "--trial-flags=--ema", "--trial-processes", "-1"], "must be at least 1, got -1"),
     ],
 )
-def test_a_trial_needs_its_name_and_a_change(monkeypatch, capsys, argv, message):
+def test_a_trial_needs_its_name_and_at_least_one_process(monkeypatch, capsys, argv, message):
     monkeypatch.setattr(sys, "argv", ["ship_reference_runs.py", *argv])
     with pytest.raises(SystemExit) as stop:
         tool.main()
     assert stop.value.code == 2  # refused before anything trains
     assert message in capsys.readouterr().err
+
+
+def test_a_trial_without_changes_is_the_recipe_as_a_same_machine_baseline():
+    run = tool.trial("baseline-xeon")
+    assert run.flags == () and run.processes == 1 and run.folder == "timed-cpu-30min-baseline-xeon"
+    assert "recipe unchanged" in run.why and "same machine" in run.why
+    command, _ = tool.train_command(run, "cpu", Path("data/mirror"))
+    assert command[1:5] == ["-m", "googlenet_utils.train", "--recipe", "cpu"] and command[-1] == "--resume"
 
 
 def test_a_trial_with_processes_runs_under_torchrun_sharing_out_the_cores(monkeypatch):
