@@ -359,6 +359,14 @@ def test_every_variant_starts_with_a_sane_loss(variant, classes, size, batch_nor
         assert loss < 2 * math.log(classes), (variant, batch_norm, loss)
 
 
+def _outputs_and_grads(net: nn.Module, images: torch.Tensor, projections: list[torch.Tensor]):
+    """The outputs, and the parameters' gradients of a random projection of them (same dropout masks)."""
+    torch.manual_seed(1)  # the same dropout masks in every pass
+    outputs = net(images)
+    loss = sum((t * w.to(t.dtype)).sum() for t, w in zip(outputs, projections, strict=True))
+    return outputs, torch.autograd.grad(loss, list(net.parameters()))
+
+
 @pytest.mark.parametrize("batch_norm", [True, False])
 def test_the_fused_1x1_pass_is_the_same_function_with_the_same_parameters(batch_norm):
     torch.manual_seed(0)
@@ -369,17 +377,11 @@ def test_the_fused_1x1_pass_is_the_same_function_with_the_same_parameters(batch_
     # parameters gradients that nearly cancel to zero, and compare rounding noise instead.
     projections = [torch.randn(4, 10, dtype=torch.float64) for _ in range(3)]
 
-    def outputs_and_grads(net, images):
-        torch.manual_seed(1)  # the same dropout masks in every pass
-        outputs = net(images)
-        loss = sum((t * w.to(t.dtype)).sum() for t, w in zip(outputs, projections, strict=True))
-        return outputs, torch.autograd.grad(loss, list(net.parameters()))
-
     # The truth: the plain pass in float64 (float32 sums in another order differ by more than the
     # fused pass does: with one thread, the plain float32 pass is off by about 1% in one layer).
     reference = copy.deepcopy(model).double()
-    true_outputs, true_grads = outputs_and_grads(reference, x.double())
-    fused_outputs, fused_grads = outputs_and_grads(model.fuse_1x1(), x)
+    true_outputs, true_grads = _outputs_and_grads(reference, x.double(), projections)
+    fused_outputs, fused_grads = _outputs_and_grads(model.fuse_1x1(), x, projections)
     assert list(model.state_dict()) == keys  # a run-time change: checkpoints do not see it
     for a, b in zip(fused_outputs, true_outputs, strict=True):
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
@@ -403,17 +405,13 @@ def test_the_nchw_norm_path_is_the_same_function_and_runs_only_where_it_pays(mon
     x = torch.randn(4, 3, 32, 32).to(memory_format=torch.channels_last)
     projections = [torch.randn(4, 10, dtype=torch.float64) for _ in range(3)]
 
-    def outputs_and_grads(net, images):
-        torch.manual_seed(1)  # the same dropout masks in every pass
-        outputs = net(images)
-        loss = sum((t * w.to(t.dtype)).sum() for t, w in zip(outputs, projections, strict=True))
-        return outputs, torch.autograd.grad(loss, list(net.parameters()))
-
     # The truth in float64. In float32 the all-channels-last pass is the less exact one: some weight
     # gradients of the 2-channel layers came out 15% off (of the tensor's largest), the NCHW path 3e-5.
-    true_outputs, true_grads = outputs_and_grads(copy.deepcopy(model).double().nchw_norm(False), x.double())
+    true_outputs, true_grads = _outputs_and_grads(
+        copy.deepcopy(model).double().nchw_norm(False), x.double(), projections
+    )
     seen.clear()
-    outputs, grads = outputs_and_grads(model, x)
+    outputs, grads = _outputs_and_grads(model, x, projections)
     assert sum(seen) == sum(m.nchw_norm for m in units)  # exactly the flagged layers ran in NCHW
     for a, b in zip(outputs, true_outputs, strict=True):
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
