@@ -34,6 +34,7 @@ from .devices import autocast_dtype, device_name, library_versions, pick_device,
 from .ema import EMA
 from .errors import ConfigError, UserError
 from .evaluation import VIEWS, Predictions, compile_views, predict, score, time_views
+from .host_memory import keep_freed_memory
 from .loader import CIFARLoader
 from .model import combine_losses, head_losses
 from .paths import display_path
@@ -554,6 +555,8 @@ class Trainer:
                 print(f"no checkpoint in {display_path(self.rundir.path)}: starting from the first epoch")
             if self.is_main:
                 self.rundir.write_config(self._record())
+            if self.device.type == "cpu":
+                keep_freed_memory()  # before the steps are timed: the budget must see the epochs' speed
             if self.start_epoch < self.config.epochs:
                 self.warm_up_compiled()
                 self._plan()
