@@ -84,6 +84,15 @@ def _rate(
     return count / (time.perf_counter() - start)
 
 
+def _page_faults() -> int:
+    """Minor page faults of this process so far (pages the kernel had to map and zero on first touch)."""
+    try:
+        import resource  # POSIX only: Windows counts none here
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _endless(make: Callable[[], Any]) -> Iterator:
     while True:
         yield from make()
@@ -213,11 +222,15 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
             return _rate(batches, train_step, args.warmup, steps, device)
 
         trainer.compile = False
-        default_allocator = None
+        default_allocator = default_faults = None
         if device.type == "cpu" and not freed_memory_kept():  # first: it cannot be undone
+            start = _page_faults()
             default_allocator = recipe_rate() * batch_size
+            default_faults = (_page_faults() - start) / (args.warmup + steps)
             keep_freed_memory()  # as a CPU training run does before it times its steps
+        start = _page_faults()
         eager = recipe_rate() * batch_size
+        faults = (_page_faults() - start) / (args.warmup + steps)
         fp32 = None
         if trainer.dtype is not None:  # the same step without autocast: what bf16 (or fp16) buys here
             trainer.dtype, dtype = None, trainer.dtype
@@ -270,6 +283,8 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
         "fp32_images_per_s": fp32,
         "fp32_ratio": eager / fp32 if fp32 else None,  # the recipe's step against the same step in fp32
         "default_allocator_images_per_s": default_allocator,
+        "default_allocator_page_faults_per_step": default_faults,
+        "page_faults_per_step": faults,
         # The recipe's step against the same first steps of a process with glibc's default mmap threshold.
         "kept_memory_ratio": eager / default_allocator if default_allocator else None,
         "channels_last_norm_images_per_s": before,
@@ -304,7 +319,8 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
     if default_allocator is not None:
         print(
             f"the same step, freed memory returned to the OS:  {default_allocator:>9,.0f} images/s "
-            f"(the recipe's step is {result['kept_memory_ratio']:.2f}x as fast)"
+            f"(the recipe's step is {result['kept_memory_ratio']:.2f}x as fast; "
+            f"{default_faults:,.0f} against {faults:,.0f} page faults a step)"
         )
     if before is not None:
         print(

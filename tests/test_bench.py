@@ -44,11 +44,19 @@ def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_s
         return real_step(self, images, labels, step)
 
     monkeypatch.setattr(Trainer, "train_step", seen)
+    kept = []  # the process-wide allocator setting, recorded instead of made (it cannot be undone)
+    monkeypatch.setattr("googlenet_utils.bench.freed_memory_kept", lambda: bool(kept))
+    monkeypatch.setattr("googlenet_utils.bench.keep_freed_memory", lambda: kept.append(len(sides)))
     out = tmp_path / "bench.json"
     argv = ["train", "--device", "cpu", "--recipe", "smoke", "--width", "0.0625", "--batch-size", "32"]
     argv += ["--size", "16", "--images", "256", "--steps", "1", "--warmup", "1", "--json", str(out)]
     assert main(argv) == 0
     result = json.loads(out.read_text())
+    assert kept == [2]  # after the first measurement (two steps), before the recipe's own
+    assert result["kept_memory_ratio"] == pytest.approx(
+        result["eager_images_per_s"] / result["default_allocator_images_per_s"]
+    )
+    assert result["default_allocator_page_faults_per_step"] >= 0 and result["page_faults_per_step"] >= 0
     for name in ("fused_1x1", "nchw"):
         assert result[f"{name}_ratio"] == pytest.approx(
             result[f"{name}_images_per_s"] / result["eager_images_per_s"]
@@ -57,15 +65,16 @@ def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_s
         result["eager_images_per_s"] / result["channels_last_norm_images_per_s"]
     )
     assert result["compiled_images_per_s"] is None and result["size"] == 16  # no compile on a CPU
-    # The recipe's step, the step with every norm channels-last and the fused step see channels-last
-    # 16 px batches, the NCHW step the same in the default layout.
-    assert {side for side, _ in sides} == {16} and [last for _, last in sides] == [True] * 6 + [False] * 2
-    assert norms == [True] * 2 + [False] * 2 + [True] * 4
+    # The step before keeping memory, the recipe's step, the step with every norm channels-last and the
+    # fused step see channels-last 16 px batches, the NCHW step the same in the default layout.
+    assert {side for side, _ in sides} == {16} and [last for _, last in sides] == [True] * 8 + [False] * 2
+    assert norms == [True] * 4 + [False] * 2 + [True] * 4
     printed = capsys.readouterr().out
     assert (
         "the same step with fused 1x1 convolutions" in printed
         and "the same step in the NCHW layout" in printed
         and "every batch norm channels-last" in printed
+        and "freed memory returned to the OS" in printed
     )
     assert "16x16 images" in printed
 
@@ -79,6 +88,7 @@ def test_bench_train_times_a_bf16_step_against_the_same_step_in_fp32(tmp_path, c
         return real_step(self, images, labels, step)
 
     monkeypatch.setattr(Trainer, "train_step", seen)
+    monkeypatch.setattr("googlenet_utils.bench.freed_memory_kept", lambda: True)  # as after a run here
     out = tmp_path / "bench.json"
     argv = ["train", "--device", "cpu", "--recipe", "smoke", "--width", "0.0625", "--batch-size", "32"]
     argv += ["--size", "16", "--images", "256", "--steps", "1", "--warmup", "1", "--json", str(out)]
