@@ -5,7 +5,10 @@
 
 or ``python tools/store_notebook_outputs.py [--real [--changed]] notebooks/02_*.ipynb``: with
 ``--changed``, a full-mode run stores real outputs only for the cells whose code changed since their
-output was stored (or that have none), and keeps every other stored output as it is.
+output was stored (or that have none), and keeps every other stored output as it is. With
+``--through N``, a full-mode run executes only cells 0 to N and keeps every later stored output:
+notebook 04's cells before its training run (``--through 22``) need no reference runs, so they can
+be refreshed on a machine without ``runs/reference/`` (no running time is recorded for such a run).
 
 In ``--real`` mode notebooks 03-05 read the JPEG mirror (``data/mirror``); notebook 04 works in
 ``runs/notebooks/``, where the finished reference runs of ``runs/reference/`` are copied first
@@ -57,8 +60,13 @@ def _commit() -> str:
     return found.stdout.strip() or "unknown"
 
 
-def _real_environment(path: Path, mirror: Path = MIRROR) -> tuple[dict[str, str], str, str]:
-    """Environment variables for a full-mode run of ``path``, and how to label its data and device."""
+def _real_environment(
+    path: Path, mirror: Path = MIRROR, prefix_only: bool = False
+) -> tuple[dict[str, str], str, str]:
+    """Environment variables for a full-mode run of ``path``, and how to label its data and device.
+
+    ``prefix_only``: only the cells before notebook 04's training run, which need no reference runs.
+    """
     from googlenet_utils.cifar10 import load_cifar10
     from googlenet_utils.devices import device_name, pick_device
 
@@ -73,10 +81,10 @@ def _real_environment(path: Path, mirror: Path = MIRROR) -> tuple[dict[str, str]
     if path.name.startswith("04_"):
         reference = ROOT / "runs" / "reference"
         shutil.rmtree(runs, ignore_errors=True)
-        if reference.is_dir():
+        if reference.is_dir() and not prefix_only:
             shutil.copytree(reference, runs)  # finished runs: the notebook re-tests instead of training
             device += "; runs: reference, re-tested"  # the shipped cpu runs, not retrained here
-        else:
+        elif not prefix_only:
             print("runs/reference/ is missing: notebook 04 trains its runs now (about an hour on 2 cores)")
         env["GOOGLENET_RUN_DIR"] = str(runs)
     elif path.name.startswith("05_"):
@@ -189,7 +197,9 @@ def refresh(
     also: frozenset[int] = frozenset(),
     mirror: Path = MIRROR,
     time_only: bool = False,
+    through: int | None = None,
 ) -> None:
+    """Run ``path`` and store the outputs it may keep; with ``through``, only cells 0 to ``through``."""
     original = nbformat.read(path, as_version=4)
     stored = {
         body(cell): cell
@@ -201,19 +211,28 @@ def refresh(
         if cell.cell_type == "code":
             cell.source = body(cell)
     if real:
-        env, data, device = _real_environment(path, mirror)
+        env, data, device = _real_environment(path, mirror, prefix_only=through is not None)
     else:
         env, data, device = {"GOOGLENET_SMOKE": "1"}, "", ""
     busy = _settle()
     start = time.perf_counter()
-    _execute(notebook, path, env)
-    record_time(path.name, "full" if real else "smoke", time.perf_counter() - start, busy)
+    if through is None:
+        _execute(notebook, path, env)
+        record_time(path.name, "full" if real else "smoke", time.perf_counter() - start, busy)
+    else:  # the cells up to ``through`` only: not a top-to-bottom run, so no running time is kept
+        prefix = nbformat.from_dict({**notebook, "cells": notebook.cells[: through + 1]})
+        _execute(prefix, path, env)
+        notebook.cells[: through + 1] = prefix.cells
     if time_only:
         print(f"{path.name}: timed ({'full' if real else 'smoke'} mode), nothing stored")
         return
     kept = 0
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
+            continue
+        if through is not None and index > through:
+            _keep(cell, original.cells[index])  # not run this time: its stored output and label stay
+            kept += bool(cell.outputs)
             continue
         cell.metadata.pop("execution", None)
         cell.metadata.pop("real_run", None)
@@ -266,13 +285,29 @@ def main() -> None:
     parser.add_argument(
         "--time-only", action="store_true", help="run and time the notebooks (README table); store nothing"
     )
+    parser.add_argument(
+        "--through",
+        type=int,
+        help="with --real: run only cells 0 to N (from 0) and keep every later stored output, e.g. "
+        "notebook 04's cells before its training run where runs/reference/ is missing",
+    )
     parser.add_argument("notebooks", nargs="*", help="default: all of them")
     args = parser.parse_args()
+    if args.through is not None and not args.real:
+        parser.error("--through goes with --real (smoke mode runs every cell, and fast)")
     also = frozenset(int(n) for n in args.also.split(",") if n.strip())
     if args.changed and not args.real:
         parser.error("--changed goes with --real (smoke mode always keeps unchanged real outputs)")
     for name in args.notebooks or [str(p) for p in NOTEBOOKS]:
-        refresh(Path(name).resolve(), args.real, args.changed, also, args.data_dir.resolve(), args.time_only)
+        refresh(
+            Path(name).resolve(),
+            args.real,
+            args.changed,
+            also,
+            args.data_dir.resolve(),
+            args.time_only,
+            args.through,
+        )
 
 
 if __name__ == "__main__":
