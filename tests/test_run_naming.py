@@ -16,7 +16,7 @@ def test_run_names_follow_recipe_width_and_heads():
     assert run_name("cpu") == "googlenet-cpu"
     assert run_name("cpu", aux_logits=False) == "googlenet-cpu-no-aux"
     assert run_name("cpu", width=RECIPES["cpu"].width) == "googlenet-cpu"  # the recipe's own width
-    assert run_name("cpu", width=0.25, aux_logits=False) == "googlenet-cpu-w0.25-no-aux"
+    assert run_name("cpu", width=0.5, aux_logits=False) == "googlenet-cpu-w0.5-no-aux"
 
 
 def test_the_reference_runs_are_named_like_the_cpu_runs_make_train_writes():
@@ -53,13 +53,13 @@ def test_overrides_are_listed_against_the_recipe_and_the_paper():
     cpu = RECIPES["cpu"]
     spec = describe_run(
         cpu,
-        width=0.25,
+        width=0.5,
         model_changes={"dropout": 0.4, "head": "fc"},
         epochs=1,
         run_dir="x",
         lr=cpu.config().lr,
     )
-    training = f"epochs 1 (recipe: {cpu.config().epochs}), width 0.25 (recipe: {cpu.width:g})"
+    training = f"epochs 1 (recipe: {cpu.config().epochs}), width 0.5 (recipe: {cpu.width:g})"
     # Against the recipe where it sets the value (dropout), else against the paper; not the folder,
     # not an unchanged lr.
     assert spec.overrides == f"{training}, dropout 0.4 (recipe: 0.0), head 'fc' (paper: 'gap')"

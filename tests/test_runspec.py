@@ -21,10 +21,10 @@ def test_the_recipe_alone_gives_its_name_folder_width_and_heads():
 
 
 def test_overrides_change_the_name_and_are_stated_in_words(tmp_path):
-    spec = describe_run(RECIPES["cpu"], width=0.25, aux_logits=False, epochs=1, runs=tmp_path)
-    assert spec.name == "googlenet-cpu-w0.25-no-aux" and spec.train.run_dir == str(tmp_path / spec.name)
+    spec = describe_run(RECIPES["cpu"], width=0.5, aux_logits=False, epochs=1, runs=tmp_path)
+    assert spec.name == "googlenet-cpu-w0.5-no-aux" and spec.train.run_dir == str(tmp_path / spec.name)
     recipe_epochs = RECIPES["cpu"].config().epochs
-    assert spec.overrides == f"epochs 1 (recipe: {recipe_epochs}), width 0.25 (recipe: 0.125)"
+    assert spec.overrides == f"epochs 1 (recipe: {recipe_epochs}), width 0.5 (recipe: 0.25)"
     assert describe_run(RECIPES["cpu"], run_dir=str(tmp_path / "mine")).train.run_dir == str(
         tmp_path / "mine"
     )
