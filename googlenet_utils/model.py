@@ -47,7 +47,8 @@ MAX_WIDTH = 2.0
 # Smallest input side for which stage 4 is still 5x5, the auxiliary heads' pooling window.
 MIN_INPUT_SIZE = {"imagenet": 65, "cifar": 9}
 # The CPU's channels-last batch norm (torch 2.14) vectorises over channels: at width 0.125, layers of
-# 8 or 12 channels ran 2x faster in NCHW, copies included, and the cpu recipe's step 1.18x at 16 and
+# 8 or 12 channels ran 2x faster in NCHW, copies included, and the step of the cpu recipe (then at
+# width 0.125) 1.18x at 16 and
 # 32 px with every such layer in NCHW (bench train --device cpu measures it; CONTRIBUTING.md).
 NCHW_NORM_MULTIPLE = 16
 # Side of the last map at the nominal input (224 px, 32 px): what the "fc" head flattens.
