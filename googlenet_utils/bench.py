@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from .host_memory import freed_memory_kept, keep_freed_memory
 from .loader import CROP_PADDING, CIFARLoader, channel_stats
 from .model import googlenet_loss
 from .recipe import choose_recipe, make_optimizer
-from .runspec import describe_run
+from .runspec import RunSpec, describe_run
 from .synthetic import make_synthetic_cifar10
 from .trainer import Trainer, shrink
 
@@ -176,6 +177,37 @@ def bench_loader(args: argparse.Namespace) -> dict[str, Any]:
     print(f"torchvision DataLoader (2 workers): {result['dataloader_images_per_s']:>10,.0f} images/s")
     print(f"ratio: {result['ratio']:.1f}x  (augmented training batches of {batch_size}, {data.source})")
     return result
+
+
+def step_images_per_s(spec: RunSpec, *, size: int = 32, steps: int = 3, warmup: int = 1) -> float:
+    """Training images/s of ``spec``'s step (its network, batch, precision and layout) at ``size`` px.
+
+    The images are random: what the pixels show does not change a step's speed. On a CPU the
+    process first keeps the memory it frees, as a CPU training run does before it times its steps.
+    """
+    if not 12 <= size <= 32 or steps < 1 or warmup < 0:
+        raise ValueError(f"size must be 12 to 32 pixels, steps at least 1, warmup at least 0; got {size}, "
+                         f"{steps}, {warmup}")  # fmt: skip
+    batch = spec.train.batch_size
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2 * batch, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(2 * batch) % spec.model.num_classes
+    # One training batch after a validation split of half a batch, which the trainer insists on.
+    data = CIFAR10Data(images[batch // 2 :], labels[batch // 2 :], images[:batch], labels[:batch],
+                       [str(k) for k in range(spec.model.num_classes)], source="random images")  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        config = dataclasses.replace(spec.train, run_dir=scratch, epochs=1, warmup_epochs=0.0, resolutions="",
+                                     val_size=batch // 2, eval_batch_size=batch, compile=False)  # fmt: skip
+        trainer = Trainer(spec.build_model(), data, config)
+        if trainer.device.type == "cpu":
+            keep_freed_memory()
+
+        def train_step(pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+            images, targets = pair
+            trainer.train_step(shrink(images, size) if size != images.shape[-1] else images, targets)
+
+        batches = _endless(lambda: trainer.train_loader)
+        return _rate(batches, train_step, warmup, steps, trainer.device) * batch
 
 
 def bench_train(args: argparse.Namespace) -> dict[str, Any]:

@@ -392,7 +392,7 @@ def choose_recipe(name: str | None, device: torch.device) -> tuple[Recipe, str]:
             "fast"
         ], f"recipe 'fast' (chosen because a GPU, {device.type}, is here; --recipe overrides)"
     return RECIPES["cpu"], (
-        "recipe 'cpu' (chosen because no GPU is here: the full-width network would take days on a CPU; "
+        "recipe 'cpu' (chosen because no GPU is here: the full-width network trains for hours on a CPU; "
         "--recipe fast overrides)"
     )
 

@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from googlenet_utils.bench import _rate, main, peak_flops, train_flops_per_image
+from googlenet_utils.bench import _rate, main, peak_flops, step_images_per_s, train_flops_per_image
 from googlenet_utils.model import BasicConv2d
+from googlenet_utils.recipe import RECIPES
+from googlenet_utils.runspec import describe_run
 from googlenet_utils.trainer import Trainer
 
 
@@ -28,6 +30,33 @@ def test_the_rate_counts_only_the_timed_batches(monkeypatch):
     seen = []
     rate = _rate(iter(range(100)), seen.append, warmup=3, count=8, device=torch.device("cpu"))
     assert rate == pytest.approx(8 / 2.0) and seen == list(range(11))  # 3 untimed, then 8 timed
+
+
+def test_step_images_per_s_times_the_specs_own_step_at_the_side_asked(tmp_path, monkeypatch):
+    spec = describe_run(
+        RECIPES["cpu"], width=0.0625, batch_size=16, device="cpu", run_dir=str(tmp_path / "run")
+    )
+    steps = []  # per step: the images' shape and whether they are channels-last, as the recipe trains
+    real_step = Trainer.train_step
+
+    def seen(self, images, labels, step=0):
+        steps.append((images.shape, images.is_contiguous(memory_format=torch.channels_last)))
+        return real_step(self, images, labels, step)
+
+    def four_batches_a_second(batches, step, warmup, count, device):
+        for _ in range(warmup + count):
+            step(next(batches))
+        return 4.0
+
+    monkeypatch.setattr(Trainer, "train_step", seen)
+    monkeypatch.setattr("googlenet_utils.bench._rate", four_batches_a_second)
+    kept = []  # the process-wide allocator setting, recorded instead of made (it cannot be undone)
+    monkeypatch.setattr("googlenet_utils.bench.keep_freed_memory", lambda: kept.append(True))
+    assert step_images_per_s(spec, size=16, steps=2, warmup=1) == 4.0 * 16  # batches/s times the batch
+    assert steps == [(torch.Size([16, 3, 16, 16]), True)] * 3 and kept == [True]  # 1 untimed, 2 timed
+    assert not (tmp_path / "run").exists()  # timing writes no run folder
+    with pytest.raises(ValueError, match="size must be 12 to 32"):
+        step_images_per_s(spec, size=64)
 
 
 def test_bench_train_times_the_fused_and_nchw_steps_against_the_recipes_in_the_same_run(
